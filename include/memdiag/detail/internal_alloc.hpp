@@ -1,0 +1,89 @@
+// memdiag/detail/internal_alloc.hpp - memory for memdiag's own bookkeeping.
+//
+// memdiag's internals (snapshot buffers, symbol tables, report strings) must not
+// allocate through the heap they observe: that would count them, charge them to
+// the user's budgets, trip fault injection, and recurse into the hook. They use
+// the C allocator underneath the hook instead (glibc exports it as __libc_*).
+#pragma once
+
+#include <cstddef>
+#include <cstdlib>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "../config.hpp"
+#include "throw.hpp"
+
+#if defined(__GLIBC__) || (MEMDIAG_OS_LINUX && __has_include(<gnu/libc-version.h>))
+#define MEMDIAG_HAS_LIBC_MALLOC 1
+extern "C" {
+void* __libc_malloc(std::size_t);
+void* __libc_realloc(void*, std::size_t);
+void* __libc_memalign(std::size_t, std::size_t);
+void __libc_free(void*);
+}
+#else
+#define MEMDIAG_HAS_LIBC_MALLOC 0
+#endif
+
+namespace memdiag {
+namespace detail {
+
+/// Allocates n bytes from the allocator beneath memdiag's hooks; nullptr on failure.
+inline void* internal_malloc(std::size_t n) noexcept {
+#if MEMDIAG_HAS_LIBC_MALLOC
+    return __libc_malloc(n == 0 ? 1 : n);
+#else
+    return std::malloc(n == 0 ? 1 : n);
+#endif
+}
+
+/// Resizes a block from internal_malloc; nullptr on failure (the block is kept).
+inline void* internal_realloc(void* p, std::size_t n) noexcept {
+#if MEMDIAG_HAS_LIBC_MALLOC
+    return __libc_realloc(p, n == 0 ? 1 : n);
+#else
+    return std::realloc(p, n == 0 ? 1 : n);
+#endif
+}
+
+/// Frees a block from internal_malloc / internal_realloc.
+inline void internal_free(void* p) noexcept {
+#if MEMDIAG_HAS_LIBC_MALLOC
+    __libc_free(p);
+#else
+    std::free(p);
+#endif
+}
+
+/// A std allocator over internal_malloc, for memdiag's own containers.
+/// Throws std::bad_alloc when exhausted (never a budget_exceeded).
+template <class T>
+struct internal_allocator {
+    using value_type = T;
+    internal_allocator() noexcept = default;
+    template <class U>
+    internal_allocator(const internal_allocator<U>&) noexcept {}
+    T* allocate(std::size_t n) {
+        if (n > static_cast<std::size_t>(-1) / sizeof(T)) throw_bad_alloc();
+        void* p = internal_malloc(n * sizeof(T));
+        if (p == nullptr) throw_bad_alloc();
+        return static_cast<T*>(p);
+    }
+    void deallocate(T* p, std::size_t) noexcept { internal_free(p); }
+    template <class U>
+    bool operator==(const internal_allocator<U>&) const noexcept { return true; }
+    template <class U>
+    bool operator!=(const internal_allocator<U>&) const noexcept { return false; }
+};
+
+/// A string whose buffer never touches the observed heap.
+using internal_string = std::basic_string<char, std::char_traits<char>, internal_allocator<char>>;
+
+/// A vector whose buffer never touches the observed heap.
+template <class T>
+using internal_vector = std::vector<T, internal_allocator<T>>;
+
+}  // namespace detail
+}  // namespace memdiag
