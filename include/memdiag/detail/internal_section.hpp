@@ -11,10 +11,11 @@
 namespace memdiag {
 namespace detail {
 
+/// RAII marker: memdiag's own work runs on this thread while it lives.
 class internal_section {
 public:
-    internal_section() noexcept { ++thread_flags().internal_depth; }
-    ~internal_section() { --thread_flags().internal_depth; }
+    internal_section() noexcept { ++tls_head.internal_depth; }
+    ~internal_section() { --tls_head.internal_depth; }
     internal_section(const internal_section&) = delete;
     internal_section& operator=(const internal_section&) = delete;
 };

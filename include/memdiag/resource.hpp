@@ -1,0 +1,66 @@
+// memdiag/resource.hpp - tracking_resource: a std::pmr::memory_resource that counts.
+#pragma once
+
+#include <cstddef>
+#include <memory_resource>
+
+#include "detail/throw.hpp"
+#include "tracker.hpp"
+
+namespace memdiag {
+
+/// A std::pmr::memory_resource adaptor: forwards to an upstream resource
+/// (default std::pmr::new_delete_resource()) and counts every allocation into a
+/// tracker, so any std::pmr container can be measured, budgeted and profiled.
+///
+/// Given no tracker, a resource counts into a tracker of its own, so `stats()`
+/// describes exactly what went through it. Two tracking_resources compare equal
+/// only when they are the same object: memory must come back the way it went out.
+class tracking_resource : public std::pmr::memory_resource {
+public:
+    /// Own tracker, upstream new_delete_resource().
+    tracking_resource() noexcept : tracking_resource(std::pmr::new_delete_resource()) {}
+    /// Own tracker, the given upstream (which must outlive this resource).
+    explicit tracking_resource(std::pmr::memory_resource* upstream) noexcept
+        : own_("tracking_resource"), tracker_(own_), upstream_(upstream) {}
+    /// Counts into `t`, allocating from `upstream`.
+    explicit tracking_resource(tracker_ref t,
+                               std::pmr::memory_resource* upstream = std::pmr::new_delete_resource()) noexcept
+        : own_("tracking_resource"), tracker_(t), upstream_(upstream) {}
+    tracking_resource(const tracking_resource&) = delete;
+    tracking_resource& operator=(const tracking_resource&) = delete;
+
+    /// The tracker this resource counts into.
+    tracker_ref tracker() const noexcept { return tracker_; }
+    /// Figures of that tracker.
+    allocation_stats stats() const noexcept { return tracker_.stats(); }
+    /// The resource memory comes from.
+    std::pmr::memory_resource* upstream_resource() const noexcept { return upstream_; }
+
+protected:
+    void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+        if (!detail::admit_allocation(tracker_.slot(), bytes, true)) detail::throw_bad_alloc();
+        void* p;
+        {
+            detail::nested_event nested;
+            p = upstream_->allocate(bytes, alignment);
+        }
+        detail::record_allocation(tracker_.slot(), p, bytes);
+        return p;
+    }
+
+    void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
+        detail::record_deallocation(tracker_.slot(), p, bytes);
+        detail::nested_event nested;
+        upstream_->deallocate(p, bytes, alignment);
+    }
+
+    bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
+
+private:
+    memdiag::tracker own_;
+    tracker_ref tracker_;
+    std::pmr::memory_resource* upstream_;
+};
+
+}  // namespace memdiag

@@ -1,0 +1,310 @@
+// memdiag/tracker.hpp - where counts go, and the one event path every source feeds.
+//
+// A tracker attributes memory to a subsystem ("cache", "parser"). Every source
+// of allocations (global new/delete, the malloc family where covered,
+// tracking_allocator, tracking_resource) reports through admit_allocation /
+// record_allocation / record_deallocation below, so budgets, fault injection and
+// the heap profiler work for every source and none is written twice.
+//
+// Precision: allocation and byte counts are exact, also under concurrency and
+// across thread exit. peak_live_bytes is exact while a single thread allocates
+// and frees a tracker's memory; when several threads do, each thread publishes
+// its live-byte balance every MEMDIAG_PEAK_PUBLISH_BYTES (64 KiB), so the peak
+// is within threads x 64 KiB of the true one. That keeps a shared cache line
+// off the hot path.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "config.hpp"
+#include "detail/internal_section.hpp"
+#include "detail/thread_state.hpp"
+#include "stats.hpp"
+
+namespace memdiag {
+
+namespace detail {
+
+/// Slow-path handlers installed by higher layers (budget.hpp, heap_profile.hpp).
+/// Events reach them only while the thread is armed or a global_slow bit is set.
+struct event_handlers {
+    /// May the allocation proceed? May throw when may_throw (a budget's throw policy).
+    std::atomic<bool (*)(thread_state*, tracker_slot&, std::size_t, bool)> budget_admit{nullptr};
+    /// After a successful allocation / before a deallocation (scope accounting).
+    std::atomic<void (*)(thread_state*, std::size_t)> budget_allocated{nullptr};
+    std::atomic<void (*)(thread_state*, std::size_t)> budget_freed{nullptr};
+    /// Heap profiler: sample an allocation, forget a freed sampled block.
+    std::atomic<void (*)(thread_state*, void*, std::size_t)> profile_allocated{nullptr};
+    std::atomic<void (*)(void*)> profile_freed{nullptr};
+};
+inline event_handlers g_handlers;
+
+/// True when the calling thread's events need the slow path.
+MEMDIAG_ALWAYS_INLINE bool needs_slow_path(const thread_state* s) noexcept {
+    return ((s != nullptr ? s->armed : 0u) | g_registry.global_slow.load(std::memory_order_relaxed)) != 0;
+}
+
+MEMDIAG_COLD inline bool admit_slow(tracker_slot& t, std::size_t size, bool may_throw) {
+    auto admit = g_handlers.budget_admit.load(std::memory_order_acquire);
+    if (admit == nullptr) return true;
+    return admit(current_thread_state(), t, size, may_throw);
+}
+
+MEMDIAG_COLD inline void allocated_slow(thread_state* s, void* p, std::size_t size) noexcept {
+    if (auto f = g_handlers.budget_allocated.load(std::memory_order_acquire)) f(s, size);
+    if (g_registry.global_slow.load(std::memory_order_relaxed) & slow_profiler) {
+        if (auto f = g_handlers.profile_allocated.load(std::memory_order_acquire)) f(s, p, size);
+    }
+}
+
+MEMDIAG_COLD inline void freed_slow(thread_state* s, void* p, std::size_t size) noexcept {
+    if (auto f = g_handlers.budget_freed.load(std::memory_order_acquire)) f(s, size);
+    if (g_registry.global_slow.load(std::memory_order_relaxed) & slow_profiler) {
+        if (auto f = g_handlers.profile_freed.load(std::memory_order_acquire)) f(p);
+    }
+}
+
+/// Publishes a shard's live-byte drift to its tracker (see the file comment).
+MEMDIAG_COLD inline void publish_drift(shard& sh, tracker_slot& t) noexcept {
+    const std::int64_t now =
+        t.live_published.fetch_add(sh.drift, std::memory_order_relaxed) + sh.drift;
+    sh.published = now;
+    sh.drift = 0;
+    if (now > 0) atomic_max(t.peak, static_cast<std::uint64_t>(now));
+}
+
+/// Counting without a shard: trackers beyond MEMDIAG_MAX_TRACKERS, threads
+/// that are starting or have exited.
+MEMDIAG_COLD inline void count_shared(tracker_slot& t, std::size_t size, bool allocation) noexcept {
+    const auto r = std::memory_order_relaxed;
+    const auto n = static_cast<std::int64_t>(size);
+    if (allocation) {
+        t.allocations.fetch_add(1, r);
+        t.bytes_allocated.fetch_add(size, r);
+        const std::int64_t now = t.live_published.fetch_add(n, r) + n;
+        if (now > 0) atomic_max(t.peak, static_cast<std::uint64_t>(now));
+    } else {
+        t.deallocations.fetch_add(1, r);
+        t.bytes_freed.fetch_add(size, r);
+        t.live_published.fetch_sub(n, r);
+    }
+}
+
+/// Step 1 of an allocation, before memory is obtained: budgets and fault
+/// injection. Returns false when the allocation must fail (the caller reports
+/// it as its contract says); with may_throw, a budget may throw instead.
+MEMDIAG_ALWAYS_INLINE bool admit_allocation(tracker_slot& t, std::size_t size, bool may_throw) {
+#if MEMDIAG_ENABLED
+    const thread_head& h = tls_head;
+    if ((h.internal_depth | h.event_depth) != 0) return true;
+    if (MEMDIAG_LIKELY(!needs_slow_path(h.state))) return true;
+    return admit_slow(t, size, may_throw);
+#else
+    (void)t, (void)size, (void)may_throw;
+    return true;
+#endif
+}
+
+/// Step 2 of an allocation, after it succeeded: count it.
+MEMDIAG_ALWAYS_INLINE void record_allocation(tracker_slot& t, void* p, std::size_t size) noexcept {
+#if MEMDIAG_ENABLED
+    const thread_head& h = tls_head;
+    if (h.internal_depth != 0) return;
+    thread_state* s = current_thread_state();
+    if (MEMDIAG_LIKELY(s != nullptr && t.shard_index >= 0)) {
+        shard& sh = s->shards[t.shard_index];
+        owner_add(sh.allocations, 1);
+        owner_add(sh.bytes_allocated, size);
+        sh.drift += static_cast<std::int64_t>(size);
+        const std::int64_t candidate = sh.published + sh.drift;
+        if (candidate > static_cast<std::int64_t>(sh.peak.load(std::memory_order_relaxed)))
+            sh.peak.store(static_cast<std::uint64_t>(candidate), std::memory_order_relaxed);
+        if (MEMDIAG_UNLIKELY(sh.drift > MEMDIAG_PEAK_PUBLISH_BYTES)) publish_drift(sh, t);
+    } else {
+        count_shared(t, size, true);
+    }
+    if (h.event_depth != 0 || s == nullptr) return;
+    ++s->allocations;
+    s->bytes_allocated += size;
+    if (MEMDIAG_UNLIKELY(needs_slow_path(s))) allocated_slow(s, p, size);
+#else
+    (void)t, (void)p, (void)size;
+#endif
+}
+
+/// A deallocation: count it. size must be what record_allocation was given.
+MEMDIAG_ALWAYS_INLINE void record_deallocation(tracker_slot& t, void* p, std::size_t size) noexcept {
+#if MEMDIAG_ENABLED
+    const thread_head& h = tls_head;
+    if (h.internal_depth != 0) return;
+    thread_state* s = current_thread_state();
+    if (MEMDIAG_LIKELY(s != nullptr && t.shard_index >= 0)) {
+        shard& sh = s->shards[t.shard_index];
+        owner_add(sh.deallocations, 1);
+        owner_add(sh.bytes_freed, size);
+        sh.drift -= static_cast<std::int64_t>(size);
+        if (MEMDIAG_UNLIKELY(sh.drift < -MEMDIAG_PEAK_PUBLISH_BYTES)) publish_drift(sh, t);
+    } else {
+        count_shared(t, size, false);
+    }
+    if (h.event_depth != 0 || s == nullptr) return;
+    ++s->deallocations;
+    s->bytes_freed += size;
+    if (MEMDIAG_UNLIKELY(needs_slow_path(s))) freed_slow(s, p, size);
+#else
+    (void)t, (void)p, (void)size;
+#endif
+}
+
+/// Marks the calling thread as inside an outer event (a tracking allocator
+/// calling its upstream): nested events are counted by their own tracker but
+/// are not charged to budgets or sampled a second time.
+class nested_event {
+public:
+    nested_event() noexcept { ++tls_head.event_depth; }
+    ~nested_event() { --tls_head.event_depth; }
+    nested_event(const nested_event&) = delete;
+    nested_event& operator=(const nested_event&) = delete;
+};
+
+/// Merges a tracker's shards with its shared totals.
+inline allocation_stats read_stats(const tracker_slot& t) noexcept {
+    const auto r = std::memory_order_relaxed;
+    allocation_stats st;
+    std::uint64_t peak = 0;
+    {
+        spin_guard g(g_registry.lock);
+        st.allocations = t.allocations.load(r);
+        st.deallocations = t.deallocations.load(r);
+        st.bytes_allocated = t.bytes_allocated.load(r);
+        st.bytes_freed = t.bytes_freed.load(r);
+        peak = t.peak.load(r);
+        if (t.shard_index >= 0) {
+            for (thread_state* s = g_registry.threads; s != nullptr; s = s->next) {
+                const shard& sh = s->shards[t.shard_index];
+                st.allocations += sh.allocations.load(r);
+                st.deallocations += sh.deallocations.load(r);
+                st.bytes_allocated += sh.bytes_allocated.load(r);
+                st.bytes_freed += sh.bytes_freed.load(r);
+                const std::uint64_t p = sh.peak.load(r);
+                if (p > peak) peak = p;
+            }
+        }
+    }
+    st.update_live();
+    if (st.live_bytes > 0 && static_cast<std::uint64_t>(st.live_bytes) > peak)
+        peak = static_cast<std::uint64_t>(st.live_bytes);
+    st.peak_live_bytes = peak;
+    return st;
+}
+
+}  // namespace detail
+
+class tracker;
+
+/// A non-owning reference to a tracker; what allocators store. Cheap to copy.
+/// Default-constructed, it refers to the "default" tracker.
+class tracker_ref {
+public:
+    /// Refers to the "default" tracker (tracking allocators given no tracker).
+    constexpr tracker_ref() noexcept : slot_(&detail::g_default_slot) {}
+    /// Refers to t; t must outlive every use of this reference.
+    tracker_ref(tracker& t) noexcept;  // NOLINT(google-explicit-constructor): as natural as T& -> T*
+
+    /// The tracker that counts every allocation seen by the global hook.
+    static tracker_ref process() noexcept { return tracker_ref(&detail::g_process_slot); }
+
+    /// Merged figures; exact when no other thread is allocating at the moment.
+    allocation_stats stats() const noexcept { return detail::read_stats(*slot_); }
+    /// The tracker's name.
+    const char* name() const noexcept { return slot_->name; }
+    /// Same tracker.
+    friend bool operator==(tracker_ref a, tracker_ref b) noexcept { return a.slot_ == b.slot_; }
+    /// Different trackers.
+    friend bool operator!=(tracker_ref a, tracker_ref b) noexcept { return a.slot_ != b.slot_; }
+
+    /// The event-path target (internal).
+    detail::tracker_slot& slot() const noexcept { return *slot_; }
+
+private:
+    constexpr explicit tracker_ref(detail::tracker_slot* s) noexcept : slot_(s) {}
+    detail::tracker_slot* slot_;
+};
+
+/// A named place to attribute memory to, e.g. `memdiag::tracker cache{"cache"};`.
+/// Neither copyable nor movable: allocators refer to it by address. The first
+/// MEMDIAG_MAX_TRACKERS - 2 live trackers count through thread-local shards;
+/// further ones count exactly through shared atomics (slower).
+class tracker {
+public:
+    /// A tracker named `name` (copied, up to 63 bytes).
+    explicit tracker(const char* name = "tracker") noexcept {
+        std::strncpy(slot_.name, name != nullptr ? name : "", sizeof slot_.name - 1);
+        acquire_shard();
+    }
+    ~tracker() { release_shard(); }
+    tracker(const tracker&) = delete;
+    tracker& operator=(const tracker&) = delete;
+
+    /// Merged figures; exact when no other thread is allocating at the moment.
+    allocation_stats stats() const noexcept { return detail::read_stats(slot_); }
+    /// The name given at construction.
+    const char* name() const noexcept { return slot_.name; }
+    /// True when this tracker counts through thread-local shards (the fast path).
+    bool sharded() const noexcept { return slot_.shard_index >= 0; }
+
+    /// The event-path target (internal).
+    detail::tracker_slot& slot() noexcept { return slot_; }
+
+private:
+    void acquire_shard() noexcept {
+        detail::registry& reg = detail::g_registry;
+        std::uint64_t used = reg.shard_in_use.load(std::memory_order_relaxed);
+        for (;;) {
+            int index = -1;
+            for (int i = 2; i < MEMDIAG_MAX_TRACKERS; ++i) {
+                if ((used & (std::uint64_t{1} << i)) == 0) {
+                    index = i;
+                    break;
+                }
+            }
+            if (index < 0) return;  // all shards taken: atomics only
+            if (reg.shard_in_use.compare_exchange_weak(used, used | (std::uint64_t{1} << index))) {
+                detail::spin_guard g(reg.lock);
+                for (detail::thread_state* s = reg.threads; s != nullptr; s = s->next)
+                    detail::clear_shard(s->shards[index]);
+                reg.shard_owner[index] = &slot_;
+                slot_.shard_index = index;
+                return;
+            }
+        }
+    }
+    void release_shard() noexcept {
+        const int index = slot_.shard_index;
+        if (index < 0) return;
+        detail::registry& reg = detail::g_registry;
+        {
+            detail::spin_guard g(reg.lock);
+            reg.shard_owner[index] = nullptr;
+            for (detail::thread_state* s = reg.threads; s != nullptr; s = s->next)
+                detail::clear_shard(s->shards[index]);
+        }
+        reg.shard_in_use.fetch_and(~(std::uint64_t{1} << index));
+    }
+
+    detail::tracker_slot slot_;
+};
+
+inline tracker_ref::tracker_ref(tracker& t) noexcept : slot_(&t.slot()) {}
+
+/// Everything the global hook has counted in this process (global_new.hpp).
+/// All zero unless some translation unit replaced operator new.
+inline allocation_stats process_stats() noexcept { return tracker_ref::process().stats(); }
+
+/// Figures of the "default" tracker (tracking allocators and resources given none).
+inline allocation_stats default_tracker_stats() noexcept { return tracker_ref().stats(); }
+
+}  // namespace memdiag

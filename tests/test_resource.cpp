@@ -1,0 +1,72 @@
+// Tests for tracking_resource with std::pmr containers.
+#include <memdiag/resource.hpp>
+
+#include <cstdint>
+#include <map>
+#include <memory_resource>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "catch.hpp"
+
+TEST_CASE("pmr containers are counted exactly", "[resource]") {
+    memdiag::tracking_resource res;
+    {
+        std::pmr::vector<std::uint64_t> v{&res};
+        v.reserve(10);
+        CHECK(res.stats().allocations == 1);
+        CHECK(res.stats().bytes_allocated == 80);
+
+        std::pmr::map<int, std::pmr::string> m{&res};
+        m[1] = std::pmr::string(100, 'x');  // node plus a string through the same resource
+        CHECK(res.stats().allocations == 3);
+
+        std::pmr::unordered_map<int, int> u{&res};
+        for (int i = 0; i < 100; ++i) u[i] = i;
+        CHECK(res.stats().live_allocations > 100);
+    }
+    CHECK(res.stats().live_bytes == 0);
+    CHECK(res.stats().allocations == res.stats().deallocations);
+}
+
+TEST_CASE("alignment requests reach the upstream", "[resource]") {
+    memdiag::tracking_resource res;
+    void* p = res.allocate(256, 128);
+    CHECK(reinterpret_cast<std::uintptr_t>(p) % 128 == 0);
+    CHECK(res.stats().bytes_allocated == 256);
+    res.deallocate(p, 256, 128);
+    CHECK(res.stats().live_bytes == 0);
+}
+
+TEST_CASE("a resource can count into a named tracker over any upstream", "[resource]") {
+    memdiag::tracker t{"arena"};
+    std::pmr::monotonic_buffer_resource arena;
+    memdiag::tracking_resource res{t, &arena};
+    CHECK(res.upstream_resource() == &arena);
+    std::pmr::vector<int> v{&res};
+    v.assign(50, 1);
+    CHECK(t.stats().bytes_allocated == 200);
+    CHECK(res.tracker() == memdiag::tracker_ref(t));
+}
+
+TEST_CASE("a resource is equal only to itself", "[resource]") {
+    memdiag::tracking_resource a, b;
+    CHECK(a.is_equal(a));
+    CHECK_FALSE(a.is_equal(b));
+    CHECK_FALSE(a.is_equal(*std::pmr::new_delete_resource()));
+}
+
+TEST_CASE("zero-byte requests are counted", "[resource]") {
+    memdiag::tracking_resource res;
+    void* p = res.allocate(0);
+    CHECK(res.stats().allocations == 1);
+    res.deallocate(p, 0);
+    CHECK(res.stats().deallocations == 1);
+}
+
+TEST_CASE("upstream failure is not counted", "[resource]") {
+    memdiag::tracking_resource res{std::pmr::null_memory_resource()};
+    CHECK_THROWS_AS(res.allocate(16), std::bad_alloc);
+    CHECK(res.stats().allocations == 0);
+}
