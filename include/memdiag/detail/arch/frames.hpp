@@ -1,0 +1,114 @@
+// memdiag/detail/arch/frames.hpp - the frame-pointer walk, per architecture.
+//
+// On x86_64 and aarch64 a function built with frame pointers stores a frame
+// record {caller's frame pointer, return address} at the address held in its
+// frame-pointer register (rbp / x29), so the records form a linked list up the
+// stack. Walking it costs two loads per frame. Every record is checked against
+// the thread's stack bounds before it is read, so a broken chain (code without
+// frame pointers, a corrupted stack) ends the walk instead of faulting.
+//
+// Exports: MEMDIAG_HAS_FRAME_WALK (0/1), MEMDIAG_NO_SANITIZE_ADDRESS,
+// strip_return_address(), walk_frame_chain().
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../../config.hpp"
+
+// The walker reads saved registers in other functions' frames: ASan must not
+// instrument those reads (they are bounds-checked by the walker itself).
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 8)
+#define MEMDIAG_NO_SANITIZE_ADDRESS __attribute__((no_sanitize_address))
+#else
+#define MEMDIAG_NO_SANITIZE_ADDRESS
+#endif
+
+#if MEMDIAG_PORTABLE
+#define MEMDIAG_HAS_FRAME_WALK 0
+#elif MEMDIAG_ARCH_X86_64 && (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32)
+#define MEMDIAG_HAS_FRAME_WALK 1
+namespace memdiag {
+namespace detail {
+/// A saved return address as a plain code address (x86_64 stores it as is).
+MEMDIAG_ALWAYS_INLINE std::uintptr_t strip_return_address(std::uintptr_t ra) noexcept { return ra; }
+}  // namespace detail
+}  // namespace memdiag
+#elif MEMDIAG_ARCH_AARCH64 && (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32)
+#define MEMDIAG_HAS_FRAME_WALK 1
+namespace memdiag {
+namespace detail {
+/// A saved return address as a plain code address: with pointer authentication
+/// (-mbranch-protection) the saved x30 carries a signature in its top bits.
+/// XPACLRI strips it; it sits in the hint space, so older cores run it as a NOP.
+MEMDIAG_ALWAYS_INLINE std::uintptr_t strip_return_address(std::uintptr_t ra) noexcept {
+    register std::uintptr_t x30 __asm__("x30") = ra;
+    __asm__("hint #7" : "+r"(x30));
+    return x30;
+}
+}  // namespace detail
+}  // namespace memdiag
+#else  // i386, x32, arm, riscv, ppc, MSVC...: the unwinder does the work
+#define MEMDIAG_HAS_FRAME_WALK 0
+#endif  // MEMDIAG_PORTABLE / MEMDIAG_ARCH_X86_64 / MEMDIAG_ARCH_AARCH64
+
+#if MEMDIAG_HAS_FRAME_WALK
+namespace memdiag {
+namespace detail {
+
+/// Why a frame-chain walk stopped.
+enum class walk_end : unsigned char {
+    full,      ///< out was filled
+    outermost, ///< the chain ended cleanly (a null frame pointer or return address)
+    broken     ///< a record failed the checks: not aligned, not above the last one, outside the stack
+};
+
+/// Result of walk_frame_chain.
+struct walk_result {
+    std::size_t count;  ///< return addresses stored
+    std::size_t walked; ///< records read, skipped ones included
+    walk_end end;       ///< why the walk stopped
+};
+
+/// Walks the frame-record chain starting at the record `frame`, storing return
+/// addresses (leaf first) after dropping the first `skip`. A record is read only
+/// if it is pointer-aligned, above the previous one and wholly inside
+/// [low, high), so any input is safe to pass; a bad record ends the walk.
+MEMDIAG_NO_SANITIZE_ADDRESS inline walk_result walk_frame_chain(std::uintptr_t frame, std::uintptr_t low,
+                                                                std::uintptr_t high, std::uintptr_t* out,
+                                                                std::size_t max_frames,
+                                                                std::size_t skip) noexcept {
+    constexpr std::uintptr_t record = 2 * sizeof(std::uintptr_t);
+    walk_result r{0, 0, walk_end::full};
+    while (r.count < max_frames) {
+        if ((frame & (sizeof(std::uintptr_t) - 1)) != 0 || frame < low || high < record ||
+            frame > high - record) {
+            r.end = walk_end::broken;
+            return r;
+        }
+        const auto* rec = reinterpret_cast<const std::uintptr_t*>(frame);
+        const std::uintptr_t next = rec[0];
+        const std::uintptr_t ra = strip_return_address(rec[1]);
+        if (ra == 0) {
+            r.end = walk_end::outermost;
+            return r;
+        }
+        if (r.walked++ >= skip) out[r.count++] = ra;
+        if (next == 0) {
+            r.end = r.count < max_frames ? walk_end::outermost : walk_end::full;
+            return r;
+        }
+        // Strictly upwards: the stack grows down, so callers' records sit higher.
+        // This also makes the walk finite on a cyclic (corrupted) chain.
+        if (next <= frame) {
+            r.end = walk_end::broken;
+            return r;
+        }
+        frame = next;
+    }
+    return r;
+}
+
+}  // namespace detail
+}  // namespace memdiag
+#endif  // MEMDIAG_HAS_FRAME_WALK
