@@ -530,7 +530,7 @@ struct cgroup_facts {
     fact<std::string> memory_path;  ///< directory of the cgroup whose memory limit applies
     fact<limit> v1_memory_limit;    ///< smallest v1 memory limit on the path
     fact<limit> v2_memory_max;      ///< smallest v2 memory.max on the path
-    fact<cpu_quota> cpu_quota;      ///< smallest CPU quota (v1 CFS or v2 cpu.max)
+    fact<env::cpu_quota> cpu_limit; ///< smallest CPU quota (v1 CFS or v2 cpu.max)
 };
 
 /// Picks the mount for a hierarchy: v2 (cgroup2) or the v1 mount carrying
@@ -563,7 +563,7 @@ cgroup_facts read_cgroup_facts(Reader&& read) {
         out.memory_path = fact<std::string>::unknown(why, src);
         out.v1_memory_limit = fact<limit>::unknown(why, src);
         out.v2_memory_max = fact<limit>::unknown(why, src);
-        out.cpu_quota = fact<cpu_quota>::unknown(why, src);
+        out.cpu_limit = fact<cpu_quota>::unknown(why, src);
         return out;
     };
     fact<std::string> cgroup_text = read(cgroup_file);
@@ -747,7 +747,7 @@ cgroup_facts read_cgroup_facts(Reader&& read) {
     } else {
         cpu_error = "no cpu controller in any cgroup hierarchy";
     }
-    out.cpu_quota = cpu_any ? fact<cpu_quota>::of(best_cpu, cpu_source) : fact<cpu_quota>::unknown(cpu_error);
+    out.cpu_limit = cpu_any ? fact<cpu_quota>::of(best_cpu, cpu_source) : fact<cpu_quota>::unknown(cpu_error);
     return out;
 }
 

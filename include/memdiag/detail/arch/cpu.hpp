@@ -44,7 +44,7 @@ inline fact<address_sizes> cpuid_address_sizes() {
     eax = unsigned(regs[0]);
 #else
     unsigned ebx = 0, ecx = 0, edx = 0;
-    if (__get_cpuid_max(0x80000000u, nullptr) < 0x80000008u)
+    if (unsigned(__get_cpuid_max(0x80000000u, nullptr)) < 0x80000008u)
         return fact<address_sizes>::unknown("CPUID leaf 0x80000008 not supported", source);
     if (!__get_cpuid(0x80000008u, &eax, &ebx, &ecx, &edx))
         return fact<address_sizes>::unknown("CPUID leaf 0x80000008 not supported", source);

@@ -117,7 +117,7 @@ inline env_parse::cgroup_facts cgroups() {
     c.memory_path = c.layout;
     c.v1_memory_limit = fact<limit>::unknown("no cgroups on macOS");
     c.v2_memory_max = c.v1_memory_limit;
-    c.cpu_quota = fact<env::cpu_quota>::unknown("no cgroups on macOS");
+    c.cpu_limit = fact<env::cpu_quota>::unknown("no cgroups on macOS");
     return c;
 }
 

@@ -76,7 +76,7 @@ inline env_parse::cgroup_facts cgroups() {
     c.memory_path = c.layout;
     c.v1_memory_limit = fact<limit>::unknown(unsupported());
     c.v2_memory_max = c.v1_memory_limit;
-    c.cpu_quota = fact<env::cpu_quota>::unknown(unsupported());
+    c.cpu_limit = fact<env::cpu_quota>::unknown(unsupported());
     return c;
 }
 /// Unknown: no job objects known here.
