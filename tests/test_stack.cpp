@@ -272,6 +272,18 @@ TEST_CASE("fake frame chains never make the walk read outside the stack", "[stac
     }
     std::free(reinterpret_cast<void*>(bad_next[7]));
 
+    // automatic redoes short chains with the unwinder, trusts long or full ones.
+    using memdiag::detail::walk_needs_unwinder;
+    rec[0][0] = 0;
+    CHECK(walk_needs_unwinder(walk_frame_chain(at(0), b.low, b.high, out, 16, 0)));  // 1 frame, clean end
+    rec[0][0] = 0x10;
+    CHECK(walk_needs_unwinder(walk_frame_chain(at(0), b.low, b.high, out, 16, 0)));  // 1 frame, broken
+    rec[0][0] = at(2);
+    rec[2][0] = at(5);
+    CHECK(!walk_needs_unwinder(walk_frame_chain(at(0), b.low, b.high, out, 16, 0)));  // 3 frames
+    CHECK(!walk_needs_unwinder(walk_frame_chain(at(0), b.low, b.high, out, 1, 0)));   // full at 1
+    CHECK(walk_needs_unwinder(walk_frame_chain(0, b.low, b.high, out, 16, 0)));       // off the stack
+
     // Bad start records, and unknown bounds.
     CHECK(walk_frame_chain(0, b.low, b.high, out, 16, 0).count == 0);
     CHECK(walk_frame_chain(b.high, b.low, b.high, out, 16, 0).count == 0);

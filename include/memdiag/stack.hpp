@@ -2,10 +2,13 @@
 //
 // Two methods:
 //  - frame-pointer walk (x86_64, aarch64): follows the chain of frame records,
-//    about 1-2 ns per frame, safe on a broken chain (every record is checked
-//    against the thread's stack bounds before it is read);
+//    about 1.3 ns per frame (21 ns for 16 frames on a 2026 x86_64 VM), safe on a
+//    broken chain (every record is checked against the thread's stack bounds
+//    before it is read);
 //  - unwinder (_Unwind_Backtrace, every platform that has <unwind.h>): reads the
-//    unwind tables, needs no frame pointers, costs roughly 60-100 ns per frame.
+//    unwind tables, needs no frame pointers, about 160 ns per frame (the same
+//    as glibc's backtrace()). It trusts the stack it reads: a corrupted stack
+//    can crash it, as it can crash backtrace().
 //
 // Compiler flags for a complete fast path
 // ---------------------------------------
@@ -21,7 +24,7 @@
 // Without these flags: a function without a record is missing from the stack
 // (its callee's record links straight to an outer frame), and if it reuses the
 // frame-pointer register for data the chain breaks there and the walk stops. In
-// stack_method::automatic a walk that breaks within the first two frames is
+// stack_method::automatic a walk that ends within the first two frames is
 // redone with the unwinder, so a program built entirely without frame pointers
 // still gets full stacks, at the unwinder's price. Libraries built without
 // frame pointers (Debian's libc and libstdc++) cost the frames inside them.
@@ -42,7 +45,7 @@ namespace memdiag {
 /// How capture_stack walks the stack.
 enum class stack_method {
     /// The frame-pointer walk where the platform has one, redone with the
-    /// unwinder when the walk breaks within the first two frames (code built
+    /// unwinder when the chain ends within the first two frames (code built
     /// without frame pointers). Elsewhere the unwinder.
     automatic,
     /// The frame-pointer walk only; where the platform has none, the unwinder.
@@ -86,8 +89,7 @@ MEMDIAG_NOINLINE MEMDIAG_NO_SANITIZE_ADDRESS inline std::size_t capture_stack(
         const detail::walk_result r =
             detail::walk_frame_chain(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)), b.low,
                                      b.high, out, max_frames, skip);
-        if (method == stack_method::frame_pointers || r.end != detail::walk_end::broken || r.walked > 2)
-            return r.count;
+        if (method == stack_method::frame_pointers || !detail::walk_needs_unwinder(r)) return r.count;
     }
 #else
     (void)method;

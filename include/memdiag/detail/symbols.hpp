@@ -38,10 +38,10 @@ using module_list = internal_vector<loaded_module>;
 inline module_list list_loaded_modules() {
     module_list mods;
 #if MEMDIAG_ENABLED
-    internal_vector<os::object_record> objects;
-    os::list_objects(objects);
-    for (const os::object_record& o : objects) {
-        for (const os::exec_segment& s : o.segments) {
+    internal_vector<elf::object_record> objects;
+    elf::list_objects(objects);
+    for (const elf::object_record& o : objects) {
+        for (const elf::exec_segment& s : o.segments) {
             loaded_module m;
             m.start = s.start;
             m.limit = s.limit;
@@ -90,7 +90,7 @@ public:
 #if MEMDIAG_ENABLED
         internal_section quiet;
         object_cache* o = find(pc);
-        if (o == nullptr && os::objects_generation() != generation_) {
+        if (o == nullptr && elf::objects_generation() != generation_) {
             refresh();
             o = find(pc);
         }
@@ -99,14 +99,14 @@ public:
             const std::size_t i = lookup(*o, pc - o->rec.bias);
             if (i != npos) {
                 if (o->slot[i] == 0) {
-                    o->names.push_back(os::demangle(o->symbols[i].name));
+                    o->names.push_back(elf::demangle(o->symbols[i].name));
                     o->slot[i] = static_cast<std::uint32_t>(o->names.size());
                 }
                 return o->names[o->slot[i] - 1];
             }
         }
         std::uintptr_t start = 0;
-        if (const char* name = os::dladdr_symbol(pc, &start)) return os::demangle(name);
+        if (const char* name = elf::dladdr_symbol(pc, &start)) return elf::demangle(name);
 #else
         (void)pc;
 #endif  // MEMDIAG_ENABLED
@@ -117,18 +117,18 @@ private:
     static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
     struct object_cache {
-        os::object_record rec;
+        elf::object_record rec;
         bool loaded = false;
-        os::mapped_file file;        // the object file: symbol names point into it
-        os::mapped_file debug_file;  // its separate debug file, if one was used
-        internal_vector<os::elf_symbol> symbols;  // by address, one per address
+        elf::mapped_file file;        // the object file: symbol names point into it
+        elf::mapped_file debug_file;  // its separate debug file, if one was used
+        internal_vector<elf::elf_symbol> symbols;  // by address, one per address
         internal_vector<std::uint32_t> slot;      // per symbol: 1 + index in names, 0 = not yet
         internal_vector<internal_string> names;   // demangled names, in demand order
     };
 
     object_cache* find(std::uintptr_t pc) noexcept {
         for (object_cache& o : objects_) {
-            for (const os::exec_segment& s : o.rec.segments) {
+            for (const elf::exec_segment& s : o.rec.segments) {
                 if (pc >= s.start && pc < s.limit) return &o;
             }
         }
@@ -137,12 +137,12 @@ private:
 
     // Re-lists the objects, keeping the tables already read for those still loaded.
     void refresh() {
-        generation_ = os::objects_generation();
-        internal_vector<os::object_record> now;
-        os::list_objects(now);
+        generation_ = elf::objects_generation();
+        internal_vector<elf::object_record> now;
+        elf::list_objects(now);
         internal_vector<object_cache> next;
         next.reserve(now.size());
-        for (os::object_record& r : now) {
+        for (elf::object_record& r : now) {
             object_cache c;
             for (object_cache& old : objects_) {
                 if (old.rec.bias == r.bias && old.rec.path == r.path) {
@@ -150,7 +150,7 @@ private:
                     break;
                 }
             }
-            c.rec = static_cast<os::object_record&&>(r);
+            c.rec = static_cast<elf::object_record&&>(r);
             next.push_back(static_cast<object_cache&&>(c));
         }
         objects_.swap(next);
@@ -160,14 +160,14 @@ private:
         o.loaded = true;
         if (o.rec.pseudo) return;  // dladdr names vDSO functions
         bool has_symtab = false;
-        if (o.file.open(o.rec.path.c_str())) has_symtab = os::read_function_symbols(o.file, o.symbols);
+        if (o.file.open(o.rec.path.c_str())) has_symtab = elf::read_function_symbols(o.file, o.symbols);
         if (!has_symtab && !o.rec.build_id.empty()) {
-            const internal_string dbg = os::debug_file_path(o.rec.build_id);
-            if (o.debug_file.open(dbg.c_str())) os::read_function_symbols(o.debug_file, o.symbols);
+            const internal_string dbg = elf::debug_file_path(o.rec.build_id);
+            if (o.debug_file.open(dbg.c_str())) elf::read_function_symbols(o.debug_file, o.symbols);
         }
         // One symbol per address: the best-ranked name, the largest known size.
         auto& v = o.symbols;
-        std::sort(v.begin(), v.end(), [](const os::elf_symbol& a, const os::elf_symbol& b) {
+        std::sort(v.begin(), v.end(), [](const elf::elf_symbol& a, const elf::elf_symbol& b) {
             return a.addr != b.addr ? a.addr < b.addr : a.rank > b.rank;
         });
         std::size_t w = 0;
@@ -186,7 +186,7 @@ private:
     static std::size_t lookup(const object_cache& o, std::uintptr_t addr) noexcept {
         const auto& v = o.symbols;
         auto it = std::upper_bound(v.begin(), v.end(), addr,
-                                   [](std::uintptr_t a, const os::elf_symbol& s) { return a < s.addr; });
+                                   [](std::uintptr_t a, const elf::elf_symbol& s) { return a < s.addr; });
         if (it == v.begin()) return npos;
         --it;
         // A sized symbol must contain the address; an unsized one (hand-written

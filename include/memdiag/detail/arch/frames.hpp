@@ -8,7 +8,7 @@
 // frame pointers, a corrupted stack) ends the walk instead of faulting.
 //
 // Exports: MEMDIAG_HAS_FRAME_WALK (0/1), MEMDIAG_NO_SANITIZE_ADDRESS,
-// strip_return_address(), walk_frame_chain().
+// strip_return_address(), walk_frame_chain(), walk_needs_unwinder().
 #pragma once
 
 #include <cstddef>
@@ -107,6 +107,14 @@ MEMDIAG_NO_SANITIZE_ADDRESS inline walk_result walk_frame_chain(std::uintptr_t f
         frame = next;
     }
     return r;
+}
+
+/// Whether a walk looks like code without frame pointers, so that the unwinder
+/// should redo it: the chain ended (cleanly or not) within two records. Such
+/// code leaves data in the frame-pointer register, often 0; real stacks, even
+/// a thread's first function called from its start routine, are deeper.
+inline bool walk_needs_unwinder(const walk_result& r) noexcept {
+    return r.end != walk_end::full && r.walked <= 2;
 }
 
 }  // namespace detail

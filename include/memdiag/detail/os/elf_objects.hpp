@@ -62,7 +62,7 @@
 
 namespace memdiag {
 namespace detail {
-namespace os {
+namespace elf {
 
 /// An executable segment of a loaded object, as the kernel's maps show it.
 struct exec_segment {
@@ -162,7 +162,7 @@ inline void append_hex(internal_string& s, const unsigned char* p, std::size_t n
 #if MEMDIAG_HAS_ELF_OBJECTS
 
 /// The system page size (mappings are page-granular).
-inline std::uintptr_t page_size() noexcept {
+inline std::uintptr_t mapping_page_size() noexcept {
     const long p = ::sysconf(_SC_PAGESIZE);
     return p > 0 ? static_cast<std::uintptr_t>(p) : 4096;
 }
@@ -261,7 +261,7 @@ inline int list_one_object(struct dl_phdr_info* info, std::size_t, void* arg) {
 inline bool list_objects(internal_vector<object_record>& out) {
     internal_section quiet;  // dl_iterate_phdr and realpath may malloc
     out.clear();
-    list_context ctx{&out, page_size(), 0, false};
+    list_context ctx{&out, mapping_page_size(), 0, false};
 #if MEMDIAG_HAS_AUXV
     ctx.vdso = static_cast<std::uintptr_t>(::getauxval(AT_SYSINFO_EHDR));
 #endif
@@ -414,6 +414,6 @@ inline internal_string demangle(const char* name) {
     return internal_string(name);
 }
 
-}  // namespace os
+}  // namespace elf
 }  // namespace detail
 }  // namespace memdiag

@@ -2,7 +2,7 @@
 //
 // _Unwind_Backtrace (libgcc_s, LLVM libunwind) follows the unwind tables
 // (.eh_frame), so it needs no frame pointers and works on every arch that has
-// them. It is about 20x slower than the frame-pointer walk.
+// them. It costs about 160 ns per frame, over 100x the frame-pointer walk.
 //
 // Exports: MEMDIAG_HAS_UNWINDER (0/1), unwind_frames().
 #pragma once
