@@ -39,6 +39,8 @@ struct event_handlers {
     /// Heap profiler: sample an allocation, forget a freed sampled block.
     std::atomic<void (*)(thread_state*, void*, std::size_t)> profile_allocated{nullptr};
     std::atomic<void (*)(void*)> profile_freed{nullptr};
+    /// The global hook is about to throw std::bad_alloc (heap snapshot on failure).
+    std::atomic<void (*)(std::size_t)> out_of_memory{nullptr};
 };
 inline event_handlers g_handlers;
 
@@ -67,6 +69,31 @@ MEMDIAG_COLD inline void freed_slow(thread_state* s, void* p, std::size_t size) 
     }
 }
 
+/// A soft limit on the process tracker's live bytes (set_soft_limit in budget.hpp).
+struct soft_limit_state {
+    std::atomic<std::int64_t> threshold{-1};  ///< -1: none
+    std::atomic<std::int64_t> rearm_below{0};
+    std::atomic<bool> tripped{false};
+    std::atomic<bool> running{false};
+    std::atomic<void (*)(std::int64_t live)> notify{nullptr};
+};
+inline soft_limit_state g_soft_limit;
+
+/// Called with the process tracker's live bytes each time a thread publishes.
+/// Fires once per crossing; re-arms when live falls below the hysteresis mark.
+MEMDIAG_COLD inline void check_soft_limit(std::int64_t live) noexcept {
+    const std::int64_t threshold = g_soft_limit.threshold.load(std::memory_order_relaxed);
+    if (threshold < 0) return;
+    if (live >= threshold) {
+        if (g_soft_limit.tripped.exchange(true)) return;
+        if (g_soft_limit.running.exchange(true)) return;  // no recursion from inside the callback
+        if (auto f = g_soft_limit.notify.load(std::memory_order_acquire)) f(live);
+        g_soft_limit.running.store(false);
+    } else if (live < g_soft_limit.rearm_below.load(std::memory_order_relaxed)) {
+        g_soft_limit.tripped.store(false, std::memory_order_relaxed);
+    }
+}
+
 /// Publishes a shard's live-byte drift to its tracker (see the file comment).
 MEMDIAG_COLD inline void publish_drift(shard& sh, tracker_slot& t) noexcept {
     const std::int64_t now =
@@ -74,6 +101,7 @@ MEMDIAG_COLD inline void publish_drift(shard& sh, tracker_slot& t) noexcept {
     sh.published = now;
     sh.drift = 0;
     if (now > 0) atomic_max(t.peak, static_cast<std::uint64_t>(now));
+    if (&t == &g_process_slot) check_soft_limit(now);
 }
 
 /// Counting without a shard: trackers beyond MEMDIAG_MAX_TRACKERS, threads
@@ -86,10 +114,12 @@ MEMDIAG_COLD inline void count_shared(tracker_slot& t, std::size_t size, bool al
         t.bytes_allocated.fetch_add(size, r);
         const std::int64_t now = t.live_published.fetch_add(n, r) + n;
         if (now > 0) atomic_max(t.peak, static_cast<std::uint64_t>(now));
+        if (&t == &g_process_slot) check_soft_limit(now);
     } else {
         t.deallocations.fetch_add(1, r);
         t.bytes_freed.fetch_add(size, r);
-        t.live_published.fetch_sub(n, r);
+        const std::int64_t now = t.live_published.fetch_sub(n, r) - n;
+        if (&t == &g_process_slot) check_soft_limit(now);
     }
 }
 

@@ -1,0 +1,812 @@
+// memdiag/budget.hpp - scoped memory budgets, measurement, fault injection, leak checks.
+//
+// A scoped_budget limits what a block of code may allocate. It sees every
+// allocation memdiag sees (the global hook, tracking_allocator, tracking_resource):
+//
+//     memdiag::scoped_budget guard{memdiag::limits{}.max_allocations(10).max_bytes(4096)};
+//     parse(input);   // the 11th allocation throws memdiag::budget_exceeded (a std::bad_alloc)
+//
+// Scope: the current thread by default (other threads' allocations never count);
+// scope_kind::process counts every thread. Nested budgets compose: an allocation
+// counts against every enclosing budget of its thread. Work handed to another
+// thread joins the budget through a budget_handle (see budget_join).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <utility>
+
+#include "detail/internal_section.hpp"
+#include "detail/throw.hpp"
+#include "stats.hpp"
+#include "tracker.hpp"
+
+namespace memdiag {
+
+/// What a budget does when an allocation would cross one of its limits.
+enum class breach_policy {
+    throw_exception,   ///< the allocation throws budget_exceeded (a std::bad_alloc); nothrow forms return null
+    report,            ///< print the breach report to stderr once per limit, let the allocation proceed
+    report_and_abort,  ///< print the report and std::abort()
+    callback           ///< call the limits' on_breach function, let the allocation proceed
+};
+
+/// Which limit a breach crossed.
+enum class limit_kind {
+    bytes,        ///< total bytes allocated inside the scope
+    allocations,  ///< number of allocations inside the scope
+    peak_bytes,   ///< live bytes grown inside the scope, at any moment
+    live_bytes    ///< live bytes grown inside the scope and still held when it ends
+};
+
+/// Name of a limit, as used in reports ("max_bytes" ...).
+constexpr const char* to_string(limit_kind k) noexcept {
+    return k == limit_kind::bytes         ? "max_bytes"
+           : k == limit_kind::allocations ? "max_allocations"
+           : k == limit_kind::peak_bytes  ? "max_peak_bytes"
+                                          : "max_live_bytes";
+}
+
+/// Where a scope was opened: file and line (use MEMDIAG_HERE).
+struct source_place {
+    const char* file = nullptr;
+    int line = 0;
+};
+
+/// The place of the expression it is written in.
+#define MEMDIAG_HERE (::memdiag::source_place{__FILE__, __LINE__})
+
+/// Everything known about a breach; handed to callbacks and formatted in reports.
+struct breach_info {
+    limit_kind which = limit_kind::bytes;
+    std::uint64_t limit = 0;            ///< the limit crossed
+    std::uint64_t attempted = 0;        ///< the figure the allocation would have made it
+    std::size_t allocation_size = 0;    ///< size of the allocation that crossed it (0 at scope end)
+    const char* budget_name = "budget";
+    source_place where;                 ///< where the budget was opened
+    bool process_wide = false;
+    bool at_scope_end = false;          ///< found when the scope ended (live_bytes)
+    std::uint64_t live_allocations = 0;  ///< at scope end: allocations still held
+};
+
+/// Writes the breach report, one readable block, into buf (never allocates).
+/// Returns the number of characters written (truncated to size - 1).
+inline std::size_t format_breach(const breach_info& b, char* buf, std::size_t size) noexcept {
+    if (size == 0) return 0;
+    const unsigned long long over = b.attempted > b.limit ? b.attempted - b.limit : 0;
+    int n;
+    if (b.at_scope_end) {
+        n = std::snprintf(buf, size,
+                          "memdiag: budget '%s' exceeded: %s\n"
+                          "  limit:     %llu bytes may stay allocated when the scope ends\n"
+                          "  held:      %llu bytes in %llu allocation(s) (%llu over)\n"
+                          "  scope:     %s, opened at %s:%d\n",
+                          b.budget_name, to_string(b.which), static_cast<unsigned long long>(b.limit),
+                          static_cast<unsigned long long>(b.attempted),
+                          static_cast<unsigned long long>(b.live_allocations), over,
+                          b.process_wide ? "process" : "this thread", b.where.file ? b.where.file : "?",
+                          b.where.line);
+    } else {
+        const char* unit = b.which == limit_kind::allocations ? "allocations" : "bytes";
+        n = std::snprintf(buf, size,
+                          "memdiag: budget '%s' exceeded: %s\n"
+                          "  limit:     %llu %s\n"
+                          "  attempted: %llu %s (%llu over)\n"
+                          "  by:        an allocation of %llu bytes\n"
+                          "  scope:     %s, opened at %s:%d\n",
+                          b.budget_name, to_string(b.which), static_cast<unsigned long long>(b.limit), unit,
+                          static_cast<unsigned long long>(b.attempted), unit, over,
+                          static_cast<unsigned long long>(b.allocation_size),
+                          b.process_wide ? "process" : "this thread", b.where.file ? b.where.file : "?",
+                          b.where.line);
+    }
+    if (n < 0) {
+        buf[0] = '\0';
+        return 0;
+    }
+    return static_cast<std::size_t>(n) < size ? static_cast<std::size_t>(n) : size - 1;
+}
+
+/// Thrown by an allocation that would cross a budget with breach_policy::throw_exception.
+/// A std::bad_alloc, so code that handles running out of memory handles it too.
+class budget_exceeded : public std::bad_alloc {
+public:
+    /// Records the breach and formats the message (no allocation).
+    explicit budget_exceeded(const breach_info& info) noexcept : info_(info) {
+        format_breach(info_, message_, sizeof message_);
+        std::strncpy(name_, info.budget_name ? info.budget_name : "", sizeof name_ - 1);
+        info_.budget_name = name_;
+    }
+    /// The breach report (which limit, the limit, the attempted total, where).
+    const char* what() const noexcept override { return message_; }
+    /// Everything known about the breach.
+    const breach_info& info() const noexcept { return info_; }
+    /// The limit crossed.
+    limit_kind which() const noexcept { return info_.which; }
+
+private:
+    breach_info info_;
+    char name_[64] = {};
+    char message_[512] = {};
+};
+
+/// A breach callback: receives the breach and the context given with it.
+using breach_callback = void (*)(const breach_info&, void* context);
+
+/// The limits of a budget; unset limits do not apply. Chainable:
+/// `limits{}.max_allocations(10).max_bytes(4096)`.
+class limits {
+public:
+    static constexpr std::uint64_t unlimited = ~std::uint64_t{0};
+
+    /// At most n bytes allocated in total inside the scope.
+    limits& max_bytes(std::uint64_t n) noexcept { return set(bytes_, n); }
+    /// At most n allocations inside the scope.
+    limits& max_allocations(std::uint64_t n) noexcept { return set(allocations_, n); }
+    /// Live bytes may grow by at most n inside the scope, at any moment.
+    limits& max_peak_bytes(std::uint64_t n) noexcept { return set(peak_, n); }
+    /// At most n bytes allocated inside the scope may still be held when it ends.
+    limits& max_live_bytes(std::uint64_t n) noexcept { return set(live_, n); }
+    /// The function breach_policy::callback calls (from the allocating thread;
+    /// inside operator new, so it must not throw unless the policy allows it).
+    limits& on_breach(breach_callback f, void* context = nullptr) noexcept {
+        callback_ = f;
+        context_ = context;
+        return *this;
+    }
+
+    std::uint64_t bytes() const noexcept { return bytes_; }              ///< max_bytes, or unlimited
+    std::uint64_t allocations() const noexcept { return allocations_; }  ///< max_allocations, or unlimited
+    std::uint64_t peak_bytes() const noexcept { return peak_; }          ///< max_peak_bytes, or unlimited
+    std::uint64_t live_bytes() const noexcept { return live_; }          ///< max_live_bytes, or unlimited
+    breach_callback callback() const noexcept { return callback_; }      ///< on_breach function
+    void* callback_context() const noexcept { return context_; }         ///< on_breach context
+    /// True when some per-allocation limit applies.
+    bool any_per_allocation() const noexcept {
+        return bytes_ != unlimited || allocations_ != unlimited || peak_ != unlimited;
+    }
+
+private:
+    limits& set(std::uint64_t& field, std::uint64_t n) noexcept {
+        field = n;
+        return *this;
+    }
+    std::uint64_t bytes_ = unlimited, allocations_ = unlimited, peak_ = unlimited, live_ = unlimited;
+    breach_callback callback_ = nullptr;
+    void* context_ = nullptr;
+};
+
+/// Whose allocations a budget counts.
+enum class scope_kind {
+    this_thread,  ///< the thread that opened it (plus threads joined by a budget_handle)
+    process       ///< every thread of the process
+};
+
+namespace detail {
+
+/// Counters shared between threads: process-wide budgets, and thread budgets
+/// that other threads joined. Allocated beneath the hooks; reference-counted.
+struct budget_shared {
+    std::atomic<std::uint64_t> allocations{0}, bytes{0}, deallocations{0}, freed{0};
+    std::atomic<std::int64_t> live{0};
+    std::atomic<std::uint64_t> peak{0};
+    std::atomic<int> refs{1};
+    std::atomic<bool> closed{false};
+    std::atomic<std::uint64_t> joined_breaches{0};  ///< breaches seen on joined threads
+    struct scope_link* owner = nullptr;  ///< the budget; valid while listed as a process scope
+    budget_shared* next_process = nullptr;
+    // The budget's configuration, copied so joined threads never read the budget itself.
+    memdiag::limits lim;
+    breach_policy policy = breach_policy::throw_exception;
+    const char* name = "budget";
+    source_place where;
+};
+
+/// A budget's state, linked into its thread's chain (or the process list).
+struct scope_link {
+    scope_link* outer = nullptr;  ///< enclosing scope of the same thread
+    memdiag::limits lim;
+    breach_policy policy = breach_policy::throw_exception;
+    const char* name = "budget";
+    source_place where;
+    bool process_wide = false;
+    bool joined = false;  ///< a budget_join: counts into `shared`, reports through its owner
+    std::atomic<unsigned> reported{0};  ///< limits already reported (report policy: once each)
+    std::atomic<std::uint64_t> breaches{0};
+    // Thread counters when the scope opened (thread scopes without `shared`).
+    std::uint64_t start_allocations = 0, start_deallocations = 0, start_bytes = 0, start_freed = 0;
+    std::uint64_t peak_growth = 0;
+    budget_shared* shared = nullptr;
+};
+
+inline spinlock g_process_scopes_lock;
+inline budget_shared* g_process_scopes = nullptr;
+
+/// What this scope has counted so far.
+inline allocation_stats scope_figures(const scope_link& l, const thread_state* s) noexcept {
+    allocation_stats st;
+    if (l.shared != nullptr) {
+        const auto r = std::memory_order_relaxed;
+        st.allocations = l.shared->allocations.load(r);
+        st.deallocations = l.shared->deallocations.load(r);
+        st.bytes_allocated = l.shared->bytes.load(r);
+        st.bytes_freed = l.shared->freed.load(r);
+        st.peak_live_bytes = l.shared->peak.load(r);
+    } else if (s != nullptr) {
+        st.allocations = s->allocations - l.start_allocations;
+        st.deallocations = s->deallocations - l.start_deallocations;
+        st.bytes_allocated = s->bytes_allocated - l.start_bytes;
+        st.bytes_freed = s->bytes_freed - l.start_freed;
+        st.peak_live_bytes = l.peak_growth;
+    }
+    return st.update_live();
+}
+
+/// Acts on a breach by the scope's policy. Returns whether the allocation may proceed.
+MEMDIAG_COLD inline bool on_breach(scope_link& l, breach_info& info, bool may_throw) {
+    if (l.joined) ++l.shared->joined_breaches;
+    else ++l.breaches;
+    info.budget_name = l.name;
+    info.where = l.where;
+    info.process_wide = l.process_wide;
+    internal_section quiet;  // reporting must not count, nor recurse into the budget
+    switch (l.policy) {
+        case breach_policy::throw_exception:
+            if (!may_throw) return false;
+#if MEMDIAG_HAS_EXCEPTIONS
+            throw budget_exceeded(info);
+#else
+            return false;
+#endif
+        case breach_policy::report: {
+            const unsigned bit = 1u << static_cast<unsigned>(info.which);
+            if ((l.reported.fetch_or(bit) & bit) == 0) {
+                char buf[640];
+                const std::size_t n = format_breach(info, buf, sizeof buf);
+                std::fwrite(buf, 1, n, stderr);
+            }
+            return true;
+        }
+        case breach_policy::report_and_abort: {
+            char buf[640];
+            const std::size_t n = format_breach(info, buf, sizeof buf);
+            std::fwrite(buf, 1, n, stderr);
+            std::fflush(stderr);
+            std::abort();
+        }
+        case breach_policy::callback:
+            if (auto f = l.lim.callback()) f(info, l.lim.callback_context());
+            return true;
+    }
+    return true;
+}
+
+/// Checks one scope's per-allocation limits against an allocation of `size`.
+inline bool check_scope(scope_link& l, const allocation_stats& now, std::size_t size, bool may_throw) {
+    breach_info info;
+    info.allocation_size = size;
+    const std::uint64_t allocs = now.allocations + 1;
+    const std::uint64_t bytes = now.bytes_allocated + size;
+    const std::int64_t growth = now.live_bytes + static_cast<std::int64_t>(size);
+    bool ok = true;
+    if (allocs > l.lim.allocations()) {
+        info.which = limit_kind::allocations;
+        info.limit = l.lim.allocations();
+        info.attempted = allocs;
+        ok = on_breach(l, info, may_throw) && ok;
+    }
+    if (ok && bytes > l.lim.bytes()) {
+        info.which = limit_kind::bytes;
+        info.limit = l.lim.bytes();
+        info.attempted = bytes;
+        ok = on_breach(l, info, may_throw) && ok;
+    }
+    if (ok && growth > 0 && static_cast<std::uint64_t>(growth) > l.lim.peak_bytes()) {
+        info.which = limit_kind::peak_bytes;
+        info.limit = l.lim.peak_bytes();
+        info.attempted = static_cast<std::uint64_t>(growth);
+        ok = on_breach(l, info, may_throw) && ok;
+    }
+    return ok;
+}
+
+/// Fault injection state of a thread (fail_each_allocation / fail_after_bytes).
+struct injection {
+    std::uint64_t fail_at = 0;         ///< fail the allocation with this 1-based number (0: none)
+    std::uint64_t byte_threshold = ~std::uint64_t{0};  ///< fail every allocation past this many bytes
+    std::uint64_t seen = 0, bytes = 0;
+    bool fired = false;
+};
+
+/// The budget layer's admit handler (see tracker.hpp).
+inline bool budget_admit(thread_state* s, tracker_slot&, std::size_t size, bool may_throw) {
+    if (s != nullptr) {
+        if (auto* inj = static_cast<injection*>(s->injection)) {
+            ++inj->seen;
+            inj->bytes += size;
+            if (inj->seen == inj->fail_at || inj->bytes > inj->byte_threshold) {
+                inj->fired = true;
+                return false;
+            }
+        }
+        for (scope_link* l = s->scopes; l != nullptr; l = l->outer) {
+            if (!l->lim.any_per_allocation()) continue;
+            if (l->joined && l->shared->closed.load(std::memory_order_relaxed)) continue;  // budget ended
+            if (!check_scope(*l, scope_figures(*l, s), size, may_throw)) return false;
+        }
+    }
+    if (g_registry.global_slow.load(std::memory_order_relaxed) & slow_process_scope) {
+        spin_guard g(g_process_scopes_lock);
+        for (budget_shared* p = g_process_scopes; p != nullptr; p = p->next_process) {
+            scope_link& l = *p->owner;
+            if (l.lim.any_per_allocation() && !check_scope(l, scope_figures(l, s), size, may_throw)) return false;
+        }
+    }
+    return true;
+}
+
+inline void count_shared(budget_shared& b, std::size_t size, bool allocation) noexcept {
+    const auto r = std::memory_order_relaxed;
+    const auto n = static_cast<std::int64_t>(size);
+    if (allocation) {
+        b.allocations.fetch_add(1, r);
+        b.bytes.fetch_add(size, r);
+        const std::int64_t now = b.live.fetch_add(n, r) + n;
+        if (now > 0) atomic_max(b.peak, static_cast<std::uint64_t>(now));
+    } else {
+        b.deallocations.fetch_add(1, r);
+        b.freed.fetch_add(size, r);
+        b.live.fetch_sub(n, r);
+    }
+}
+
+inline void budget_count(thread_state* s, std::size_t size, bool allocation) noexcept {
+    if (s != nullptr) {
+        for (scope_link* l = s->scopes; l != nullptr; l = l->outer) {
+            if (l->shared != nullptr) {
+                if (!l->shared->closed.load(std::memory_order_relaxed)) count_shared(*l->shared, size, allocation);
+            } else if (allocation) {
+                const std::int64_t growth = static_cast<std::int64_t>(s->bytes_allocated - s->bytes_freed) -
+                                            static_cast<std::int64_t>(l->start_bytes - l->start_freed);
+                if (growth > 0 && static_cast<std::uint64_t>(growth) > l->peak_growth)
+                    l->peak_growth = static_cast<std::uint64_t>(growth);
+            }
+        }
+    }
+    if (g_registry.global_slow.load(std::memory_order_relaxed) & slow_process_scope) {
+        spin_guard g(g_process_scopes_lock);
+        for (budget_shared* p = g_process_scopes; p != nullptr; p = p->next_process) count_shared(*p, size, allocation);
+    }
+}
+
+inline void budget_allocated(thread_state* s, std::size_t size) { budget_count(s, size, true); }
+inline void budget_freed(thread_state* s, std::size_t size) { budget_count(s, size, false); }
+
+/// Installs the budget handlers into the event path (idempotent).
+inline void install_budget_handlers() noexcept {
+    g_handlers.budget_admit.store(&budget_admit, std::memory_order_release);
+    g_handlers.budget_allocated.store(&budget_allocated, std::memory_order_release);
+    g_handlers.budget_freed.store(&budget_freed, std::memory_order_release);
+}
+
+inline budget_shared* new_shared(scope_link* owner) noexcept {
+    void* mem = internal_malloc(sizeof(budget_shared));
+    if (mem == nullptr) return nullptr;
+    auto* b = new (mem) budget_shared();
+    b->owner = owner;
+    b->lim = owner->lim;
+    b->policy = owner->policy;
+    b->name = owner->name;
+    b->where = owner->where;
+    return b;
+}
+
+inline void release_shared(budget_shared* b) noexcept {
+    if (b != nullptr && b->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        b->~budget_shared();
+        internal_free(b);
+    }
+}
+
+/// Pushes a scope onto the calling thread's chain.
+inline thread_state* push_scope(scope_link& l) noexcept {
+    thread_state* s = current_thread_state();
+    if (s == nullptr) return nullptr;
+    l.start_allocations = s->allocations;
+    l.start_deallocations = s->deallocations;
+    l.start_bytes = s->bytes_allocated;
+    l.start_freed = s->bytes_freed;
+    l.outer = s->scopes;
+    s->scopes = &l;
+    ++s->armed;
+    return s;
+}
+
+inline void pop_scope(thread_state* s, scope_link& l) noexcept {
+    if (s == nullptr) return;
+    // Scopes end in reverse order of opening; unlink wherever it is, to stay safe
+    // when a user ends them out of order (e.g. with std::optional).
+    for (scope_link** p = &s->scopes; *p != nullptr; p = &(*p)->outer) {
+        if (*p == &l) {
+            *p = l.outer;
+            --s->armed;
+            return;
+        }
+    }
+}
+
+}  // namespace detail
+
+class budget_handle;
+
+/// An RAII memory budget. While it lives, allocations of its scope (this thread,
+/// or the process) are counted against its limits and a breach is handled by its
+/// policy. At its end, max_live_bytes is checked against what the scope still
+/// holds.
+///
+/// The destructor may throw budget_exceeded (breach_policy::throw_exception,
+/// max_live_bytes crossed, no exception in flight); to end the scope without
+/// that, call finish() and handle the result.
+class scoped_budget {
+public:
+    /// Opens a budget with the given limits and policy, counting this thread's
+    /// allocations (or the process's, with scope_kind::process).
+    explicit scoped_budget(const limits& lim, breach_policy policy = breach_policy::throw_exception,
+                           scope_kind kind = scope_kind::this_thread, const char* name = "budget",
+                           source_place where = {}) noexcept {
+#if MEMDIAG_ENABLED
+        link_.lim = lim;
+        link_.policy = policy;
+        link_.name = name != nullptr ? name : "budget";
+        link_.where = where;
+        link_.process_wide = kind == scope_kind::process;
+        detail::install_budget_handlers();
+        if (link_.process_wide) {
+            link_.shared = detail::new_shared(&link_);
+            if (link_.shared != nullptr) {
+                detail::spin_guard g(detail::g_process_scopes_lock);
+                link_.shared->next_process = detail::g_process_scopes;
+                detail::g_process_scopes = link_.shared;
+                detail::g_registry.global_slow.fetch_or(detail::slow_process_scope);
+            }
+        } else {
+            state_ = detail::push_scope(link_);
+        }
+#else
+        (void)lim, (void)policy, (void)kind, (void)name, (void)where;
+#endif
+    }
+
+    /// Opens a this-thread budget named `name`, opened at `where` (MEMDIAG_HERE).
+    scoped_budget(const limits& lim, const char* name, source_place where = {},
+                  breach_policy policy = breach_policy::throw_exception) noexcept
+        : scoped_budget(lim, policy, scope_kind::this_thread, name, where) {}
+
+    ~scoped_budget() noexcept(false) {
+        if (finished_) return;
+        const bool unwinding = std::uncaught_exceptions() > unwinding_at_start_;
+        end(!unwinding);
+    }
+    scoped_budget(const scoped_budget&) = delete;
+    scoped_budget& operator=(const scoped_budget&) = delete;
+
+    /// What the scope has counted so far (allocations, bytes, live growth, peak growth).
+    allocation_stats used() const noexcept {
+#if MEMDIAG_ENABLED
+        return detail::scope_figures(link_, state_);
+#else
+        return {};
+#endif
+    }
+    /// How many breaches were seen, on this thread and on joined ones (every policy counts them).
+    std::uint64_t breaches() const noexcept {
+        return link_.breaches + (link_.shared != nullptr ? link_.shared->joined_breaches.load() : 0);
+    }
+    /// The limits this budget enforces.
+    const limits& budget_limits() const noexcept { return link_.lim; }
+
+    /// Ends the scope now: checks max_live_bytes, applies the policy (a
+    /// throw_exception policy throws from here). Later calls do nothing.
+    void finish() { end(true); }
+
+    /// A handle that charges another thread's allocations to this budget while
+    /// a budget_join holding it lives on that thread (see budget_join).
+    budget_handle handle();
+
+private:
+    friend class budget_handle;
+    void end(bool may_throw) {
+        if (finished_) return;
+        finished_ = true;
+#if MEMDIAG_ENABLED
+        const allocation_stats u = used();
+        if (link_.process_wide) {
+            if (link_.shared != nullptr) {
+                detail::spin_guard g(detail::g_process_scopes_lock);
+                for (detail::budget_shared** p = &detail::g_process_scopes; *p != nullptr; p = &(*p)->next_process) {
+                    if (*p == link_.shared) {
+                        *p = link_.shared->next_process;
+                        break;
+                    }
+                }
+                if (detail::g_process_scopes == nullptr)
+                    detail::g_registry.global_slow.fetch_and(~detail::slow_process_scope);
+            }
+        } else {
+            detail::pop_scope(state_, link_);
+        }
+        if (link_.shared != nullptr) {
+            link_.breaches += link_.shared->joined_breaches.load();
+            link_.shared->closed.store(true);
+            detail::release_shared(link_.shared);
+            link_.shared = nullptr;
+        }
+        if (u.live_bytes > 0 && static_cast<std::uint64_t>(u.live_bytes) > link_.lim.live_bytes()) {
+            breach_info info;
+            info.which = limit_kind::live_bytes;
+            info.limit = link_.lim.live_bytes();
+            info.attempted = static_cast<std::uint64_t>(u.live_bytes);
+            info.at_scope_end = true;
+            info.live_allocations = u.live_allocations > 0 ? static_cast<std::uint64_t>(u.live_allocations) : 0;
+            detail::on_breach(link_, info, may_throw);
+        }
+#else
+        (void)may_throw;
+#endif
+    }
+
+    detail::scope_link link_;
+    detail::thread_state* state_ = nullptr;
+    bool finished_ = false;
+    int unwinding_at_start_ = std::uncaught_exceptions();
+};
+
+/// Lets another thread's allocations count against a scoped_budget. Obtain it
+/// with scoped_budget::handle(), pass it (by value) into the thread or task, and
+/// hold a budget_join there. A handle may outlive its budget: once the budget
+/// has ended, the handle is inert and joining it does nothing.
+class budget_handle {
+public:
+    budget_handle() noexcept = default;
+    budget_handle(const budget_handle& o) noexcept : shared_(o.shared_) { retain(); }
+    budget_handle& operator=(const budget_handle& o) noexcept {
+        if (this != &o) {
+            detail::release_shared(shared_);
+            shared_ = o.shared_;
+            retain();
+        }
+        return *this;
+    }
+    ~budget_handle() { detail::release_shared(shared_); }
+    /// True when it refers to a budget that has not ended.
+    bool active() const noexcept { return shared_ != nullptr && !shared_->closed.load(); }
+
+private:
+    friend class scoped_budget;
+    friend class budget_join;
+    explicit budget_handle(detail::budget_shared* s) noexcept : shared_(s) { retain(); }
+    void retain() noexcept {
+        if (shared_ != nullptr) shared_->refs.fetch_add(1, std::memory_order_relaxed);
+    }
+    detail::budget_shared* shared_ = nullptr;
+};
+
+inline budget_handle scoped_budget::handle() {
+#if MEMDIAG_ENABLED
+    if (link_.process_wide || finished_) return budget_handle(link_.shared);
+    if (link_.shared == nullptr) {
+        // From now on this thread counts into shared counters too, starting from
+        // what it has counted so far.
+        const allocation_stats so_far = used();
+        link_.shared = detail::new_shared(&link_);
+        if (link_.shared == nullptr) return budget_handle();
+        link_.shared->allocations.store(so_far.allocations);
+        link_.shared->deallocations.store(so_far.deallocations);
+        link_.shared->bytes.store(so_far.bytes_allocated);
+        link_.shared->freed.store(so_far.bytes_freed);
+        link_.shared->live.store(so_far.live_bytes);
+        link_.shared->peak.store(so_far.peak_live_bytes);
+    }
+    return budget_handle(link_.shared);
+#else
+    return budget_handle();
+#endif
+}
+
+/// Joins the calling thread to a budget for as long as it lives: its
+/// allocations count against that budget (and breach it, by its policy).
+class budget_join {
+public:
+    /// Joins h's budget; a default or ended handle joins nothing.
+    explicit budget_join(const budget_handle& h) noexcept : handle_(h) {
+#if MEMDIAG_ENABLED
+        if (!handle_.active()) return;
+        const detail::budget_shared& shared = *handle_.shared_;
+        link_.joined = true;
+        link_.shared = handle_.shared_;
+        link_.lim = shared.lim;
+        link_.policy = shared.policy;
+        link_.name = shared.name;
+        link_.where = shared.where;
+        state_ = detail::push_scope(link_);
+#endif
+    }
+    ~budget_join() {
+#if MEMDIAG_ENABLED
+        detail::pop_scope(state_, link_);
+#endif
+    }
+    budget_join(const budget_join&) = delete;
+    budget_join& operator=(const budget_join&) = delete;
+
+private:
+    budget_handle handle_;
+    detail::scope_link link_;
+    detail::thread_state* state_ = nullptr;
+};
+
+/// Runs f() and returns what it allocated on this thread: allocations,
+/// deallocations, bytes, live growth and peak growth.
+template <class F>
+allocation_stats measure(F&& f) {
+    scoped_budget scope{limits{}, "measure"};
+    std::forward<F>(f)();
+    return scope.used();
+}
+
+/// Average allocations per call of f over `runs` calls, after one warm-up call
+/// (like Go's testing.AllocsPerRun), counting only the calling thread, so
+/// background threads do not disturb it. Returns 0 when runs is 0.
+template <class F>
+double allocs_per_run(std::size_t runs, F&& f) {
+    f();  // warm-up: first-time initialization is not the steady state
+    if (runs == 0) return 0.0;
+    scoped_budget scope{limits{}, "allocs_per_run"};
+    for (std::size_t i = 0; i < runs; ++i) f();
+    return static_cast<double>(scope.used().allocations) / static_cast<double>(runs);
+}
+
+/// A check at scope end that nothing allocated inside was left allocated.
+/// With breach_policy::report (the default) it prints what leaked; with
+/// throw_exception its destructor (or finish()) throws budget_exceeded.
+class leak_check {
+public:
+    /// Starts watching this thread's allocations.
+    explicit leak_check(breach_policy policy = breach_policy::report, const char* name = "leak_check",
+                        source_place where = {}) noexcept
+        : scope_(limits{}.max_live_bytes(0), policy, scope_kind::this_thread, name, where) {}
+    /// Bytes and allocations leaked so far (what is still held).
+    allocation_stats used() const noexcept { return scope_.used(); }
+    /// True when something is still held.
+    bool leaking() const noexcept { return used().live_bytes > 0; }
+    /// Ends the check now (throws with throw_exception if something leaked).
+    void finish() { scope_.finish(); }
+
+private:
+    scoped_budget scope_;
+};
+
+/// Outcome of a fault-injection run.
+struct injection_result {
+    std::size_t attempts = 0;           ///< runs made, the final successful one included
+    std::size_t injected_failures = 0;  ///< runs that ended in an injected std::bad_alloc
+    bool completed = false;             ///< a run finished without an injected failure
+    std::size_t leaking_attempt = 0;    ///< first failed run (1-based) that left memory allocated; 0: none
+    std::int64_t leaked_bytes = 0;      ///< what that run left allocated
+    /// Completed, and no failed run leaked.
+    bool ok() const noexcept { return completed && leaking_attempt == 0; }
+};
+
+namespace detail {
+template <class F, class Check>
+injection_result run_with_injection(F& f, Check& after_failure, std::uint64_t fail_at, std::uint64_t byte_threshold,
+                                    injection_result& r) {
+    injection inj;
+    inj.fail_at = fail_at;
+    inj.byte_threshold = byte_threshold;
+    thread_state* s = current_thread_state();
+    if (s == nullptr) return r;
+    install_budget_handlers();
+    ++r.attempts;
+    bool failed = false;
+    allocation_stats used;
+    {
+        scoped_budget scope{limits{}, "fault_injection"};
+        void* previous = s->injection;
+        s->injection = &inj;
+        ++s->armed;
+#if MEMDIAG_HAS_EXCEPTIONS
+        try {
+            f();
+        } catch (const std::bad_alloc&) {
+            if (!inj.fired) {
+                s->injection = previous;
+                --s->armed;
+                throw;  // a real failure, not ours
+            }
+            failed = true;
+        }
+#else
+        f();
+        failed = inj.fired;
+#endif
+        s->injection = previous;
+        --s->armed;
+        used = scope.used();
+    }
+    if (failed) {
+        ++r.injected_failures;
+        if (used.live_bytes > 0 && r.leaking_attempt == 0) {
+            r.leaking_attempt = r.attempts;
+            r.leaked_bytes = used.live_bytes;
+        }
+        after_failure();
+    } else {
+        r.completed = true;
+    }
+    return r;
+}
+}  // namespace detail
+
+/// Exception-safety test driver: runs f again and again, making its 1st, then
+/// 2nd, 3rd ... allocation throw std::bad_alloc, through every path memdiag
+/// sees, until a run completes without an injected failure. After each failed
+/// run it calls after_failure() (check your invariants there) and checks that
+/// the run left nothing allocated. `max_runs` bounds the work.
+template <class F, class Check>
+injection_result fail_each_allocation(F&& f, Check&& after_failure, std::size_t max_runs = 100000) {
+    injection_result r;
+    for (std::uint64_t n = 1; n <= max_runs && !r.completed; ++n)
+        detail::run_with_injection(f, after_failure, n, ~std::uint64_t{0}, r);
+    return r;
+}
+
+/// Runs f once, making every allocation fail once more than `byte_threshold`
+/// bytes have been allocated in the run; after a failure calls after_failure().
+template <class F, class Check>
+injection_result fail_after_bytes(std::uint64_t byte_threshold, F&& f, Check&& after_failure) {
+    injection_result r;
+    detail::run_with_injection(f, after_failure, 0, byte_threshold, r);
+    return r;
+}
+
+/// Called when the process crosses its soft limit, with the process figures.
+using soft_limit_callback = void (*)(const allocation_stats& process);
+
+namespace detail {
+inline std::atomic<soft_limit_callback> g_soft_limit_user{nullptr};
+inline void soft_limit_trampoline(std::int64_t) {
+    if (auto f = g_soft_limit_user.load(std::memory_order_acquire)) f(process_stats());
+}
+}  // namespace detail
+
+/// A soft process limit, like Go's GOMEMLIMIT: when the live bytes counted by
+/// the global hook (global_new.hpp) cross `bytes`, `on_cross` is called once, on
+/// the allocating thread, so the program can shed caches before the hard wall.
+/// It fires again only after live bytes fell below `rearm_fraction` of the
+/// limit (hysteresis). Threads publish their balance every 64 KiB, so the
+/// crossing is seen within (threads x 64 KiB). bytes = 0 or on_cross = nullptr
+/// removes the limit. Memory freed by the callback counts as usual.
+inline void set_soft_limit(std::uint64_t bytes, soft_limit_callback on_cross, double rearm_fraction = 0.9) noexcept {
+    auto& st = detail::g_soft_limit;
+    if (bytes == 0 || on_cross == nullptr) {
+        st.threshold.store(-1);
+        detail::g_soft_limit_user.store(nullptr);
+        return;
+    }
+    if (!(rearm_fraction > 0.0 && rearm_fraction <= 1.0)) rearm_fraction = 0.9;  // NaN and nonsense too
+    const std::uint64_t capped = bytes > static_cast<std::uint64_t>(INT64_MAX) ? static_cast<std::uint64_t>(INT64_MAX) : bytes;
+    detail::g_soft_limit_user.store(on_cross, std::memory_order_release);
+    st.notify.store(&detail::soft_limit_trampoline, std::memory_order_release);
+    st.rearm_below.store(static_cast<std::int64_t>(static_cast<double>(capped) * rearm_fraction));
+    st.tripped.store(false);
+    st.threshold.store(static_cast<std::int64_t>(capped));
+}
+
+}  // namespace memdiag

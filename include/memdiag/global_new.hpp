@@ -1,0 +1,293 @@
+// memdiag/global_new.hpp - opt-in replacement of the global operator new/delete.
+//
+// In exactly one .cpp file of the program:
+//
+//     #define MEMDIAG_REPLACE_GLOBAL_NEW
+//     #include <memdiag/global_new.hpp>
+//
+// Every replaceable form of operator new and delete (single and array, nothrow,
+// sized, C++17 aligned) then counts into the "process" tracker
+// (memdiag::process_stats()) and feeds budgets, fault injection and the heap
+// profiler. Memory comes from the C allocator (malloc / aligned allocation).
+//
+// Bytes: the hook counts the usable size the C allocator reserved for a block
+// (malloc_usable_size on Linux, malloc_size on macOS), read again at delete, so
+// counts balance without a side table: `new char` counts 24 bytes with glibc.
+// tracking_allocator and tracking_resource count requested sizes exactly.
+//
+// The C allocation functions (glibc only, opt-in): also define
+// MEMDIAG_REPLACE_MALLOC in the same file, and malloc, calloc, realloc, free,
+// posix_memalign, aligned_alloc, memalign, valloc and pvalloc are replaced too,
+// so allocations by C code (strdup, fopen buffers, C libraries) are seen.
+// What it cannot see: memory from mmap/sbrk directly, allocations made inside
+// the dynamic loader before the program's symbols are bound, custom allocators
+// that never call malloc (jemalloc/tcmalloc linked in replace glibc's malloc
+// and conflict: do not combine), and code linked statically with its own
+// malloc. malloc_usable_size keeps working unchanged. Not available under
+// AddressSanitizer or ThreadSanitizer, which own malloc (the define is ignored).
+//
+// Allocations before main and after it (static constructors and destructors of
+// any translation unit) are counted: the hook only touches constant-initialized
+// state. It never recurses (memdiag's own bookkeeping allocates beneath it) and
+// never locks on the common path.
+#pragma once
+
+#include <cstddef>
+#include <cstdlib>
+#include <new>
+
+#include "config.hpp"
+#include "detail/internal_alloc.hpp"
+#include "detail/os/malloc_size.hpp"
+#include "detail/throw.hpp"
+#include "tracker.hpp"
+
+namespace memdiag {
+
+/// True when some translation unit of this program replaced operator new
+/// (defined MEMDIAG_REPLACE_GLOBAL_NEW before including global_new.hpp).
+inline bool global_hook_installed() noexcept;
+
+/// True when the C allocation functions are replaced too (MEMDIAG_REPLACE_MALLOC).
+inline bool malloc_hook_installed() noexcept;
+
+}  // namespace memdiag
+
+#if defined(__GNUC__) && defined(__ELF__)
+extern "C" __attribute__((weak)) const int memdiag_global_new_installed;
+extern "C" __attribute__((weak)) const int memdiag_malloc_installed;
+inline bool memdiag::global_hook_installed() noexcept { return &memdiag_global_new_installed != nullptr; }
+inline bool memdiag::malloc_hook_installed() noexcept { return &memdiag_malloc_installed != nullptr; }
+#elif defined(MEMDIAG_REPLACE_GLOBAL_NEW)
+inline bool memdiag::global_hook_installed() noexcept { return true; }
+inline bool memdiag::malloc_hook_installed() noexcept { return false; }
+#else
+inline bool memdiag::global_hook_installed() noexcept { return false; }
+inline bool memdiag::malloc_hook_installed() noexcept { return false; }
+#endif
+
+#if defined(MEMDIAG_REPLACE_GLOBAL_NEW) && MEMDIAG_ENABLED
+
+#if defined(MEMDIAG_REPLACE_MALLOC) && MEMDIAG_HAS_LIBC_MALLOC && !MEMDIAG_ASAN && !MEMDIAG_TSAN
+#define MEMDIAG_MALLOC_HOOK 1
+#else
+#define MEMDIAG_MALLOC_HOOK 0
+#endif
+
+namespace memdiag {
+namespace detail {
+
+// The allocator beneath the hook: glibc's own entry points when malloc itself
+// is replaced (so a block is counted once), the C library otherwise.
+inline void* raw_alloc(std::size_t n, std::size_t align) noexcept {
+    if (align <= alignof(std::max_align_t)) {
+#if MEMDIAG_MALLOC_HOOK
+        return __libc_malloc(n);
+#else
+        return std::malloc(n);
+#endif
+    }
+#if MEMDIAG_MALLOC_HOOK
+    return __libc_memalign(align, n);
+#elif MEMDIAG_OS_WINDOWS
+    return _aligned_malloc(n, align);
+#else
+    void* p = nullptr;
+    return ::posix_memalign(&p, align, n) == 0 ? p : nullptr;
+#endif
+}
+
+inline void raw_free(void* p, std::size_t align) noexcept {
+    (void)align;
+#if MEMDIAG_MALLOC_HOOK
+    __libc_free(p);
+#elif MEMDIAG_OS_WINDOWS
+    if (align > alignof(std::max_align_t)) _aligned_free(p);
+    else std::free(p);
+#else
+    std::free(p);
+#endif
+}
+
+/// operator new: admit, allocate (with the new_handler loop the standard
+/// requires), count. nothrow forms return nullptr where others throw.
+inline void* hooked_new(std::size_t n, std::size_t align, bool nothrow) {
+    if (n == 0) n = 1;
+    tracker_slot& slot = g_process_slot;
+    if (!admit_allocation(slot, n, !nothrow)) {
+        if (nothrow) return nullptr;
+        throw_bad_alloc();
+    }
+    for (;;) {
+        if (void* p = raw_alloc(n, align)) {
+            record_allocation(slot, p, usable_size(p, n));
+            return p;
+        }
+        std::new_handler handler = std::get_new_handler();
+        if (handler == nullptr) {
+            if (nothrow) return nullptr;
+            if (auto f = g_handlers.out_of_memory.load(std::memory_order_acquire)) f(n);
+            throw_bad_alloc();
+        }
+#if MEMDIAG_HAS_EXCEPTIONS
+        if (nothrow) {
+            try {
+                handler();
+            } catch (const std::bad_alloc&) {
+                return nullptr;
+            }
+            continue;
+        }
+#endif
+        handler();
+    }
+}
+
+inline void hooked_delete(void* p, std::size_t size_hint, std::size_t align) noexcept {
+    if (p == nullptr) return;
+    record_deallocation(g_process_slot, p, usable_size(p, size_hint));
+    raw_free(p, align);
+}
+
+}  // namespace detail
+}  // namespace memdiag
+
+#if defined(__GNUC__) && defined(__ELF__)
+extern "C" __attribute__((used)) const int memdiag_global_new_installed = 1;
+#endif
+
+// Each replaceable form, [new.delete]. Defined here, once, by the including TU.
+void* operator new(std::size_t n) { return memdiag::detail::hooked_new(n, 0, false); }
+void* operator new[](std::size_t n) { return memdiag::detail::hooked_new(n, 0, false); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+    return memdiag::detail::hooked_new(n, 0, true);
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+    return memdiag::detail::hooked_new(n, 0, true);
+}
+void operator delete(void* p) noexcept { memdiag::detail::hooked_delete(p, 0, 0); }
+void operator delete[](void* p) noexcept { memdiag::detail::hooked_delete(p, 0, 0); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { memdiag::detail::hooked_delete(p, 0, 0); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { memdiag::detail::hooked_delete(p, 0, 0); }
+void operator delete(void* p, std::size_t n) noexcept { memdiag::detail::hooked_delete(p, n, 0); }
+void operator delete[](void* p, std::size_t n) noexcept { memdiag::detail::hooked_delete(p, n, 0); }
+
+#if defined(__cpp_aligned_new)
+void* operator new(std::size_t n, std::align_val_t a) {
+    return memdiag::detail::hooked_new(n, static_cast<std::size_t>(a), false);
+}
+void* operator new[](std::size_t n, std::align_val_t a) {
+    return memdiag::detail::hooked_new(n, static_cast<std::size_t>(a), false);
+}
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+    return memdiag::detail::hooked_new(n, static_cast<std::size_t>(a), true);
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+    return memdiag::detail::hooked_new(n, static_cast<std::size_t>(a), true);
+}
+void operator delete(void* p, std::align_val_t a) noexcept {
+    memdiag::detail::hooked_delete(p, 0, static_cast<std::size_t>(a));
+}
+void operator delete[](void* p, std::align_val_t a) noexcept {
+    memdiag::detail::hooked_delete(p, 0, static_cast<std::size_t>(a));
+}
+void operator delete(void* p, std::align_val_t a, const std::nothrow_t&) noexcept {
+    memdiag::detail::hooked_delete(p, 0, static_cast<std::size_t>(a));
+}
+void operator delete[](void* p, std::align_val_t a, const std::nothrow_t&) noexcept {
+    memdiag::detail::hooked_delete(p, 0, static_cast<std::size_t>(a));
+}
+void operator delete(void* p, std::size_t n, std::align_val_t a) noexcept {
+    memdiag::detail::hooked_delete(p, n, static_cast<std::size_t>(a));
+}
+void operator delete[](void* p, std::size_t n, std::align_val_t a) noexcept {
+    memdiag::detail::hooked_delete(p, n, static_cast<std::size_t>(a));
+}
+#endif  // __cpp_aligned_new
+
+#if MEMDIAG_MALLOC_HOOK
+// The C allocation functions (glibc). Each counts like operator new; failures
+// follow C: null and errno, never an exception.
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace memdiag {
+namespace detail {
+inline void* c_alloc(std::size_t n, std::size_t align) noexcept {
+    tracker_slot& slot = g_process_slot;
+    if (!admit_allocation(slot, n, false)) {
+        errno = ENOMEM;
+        return nullptr;
+    }
+    void* p = align == 0 ? __libc_malloc(n) : __libc_memalign(align, n);
+    if (p != nullptr) record_allocation(slot, p, usable_size(p, n));
+    return p;
+}
+inline void c_free(void* p) noexcept {
+    if (p == nullptr) return;
+    record_deallocation(g_process_slot, p, usable_size(p, 0));
+    __libc_free(p);
+}
+}  // namespace detail
+}  // namespace memdiag
+
+extern "C" {
+__attribute__((used)) const int memdiag_malloc_installed = 1;
+
+void* malloc(std::size_t n) noexcept { return memdiag::detail::c_alloc(n, 0); }
+void free(void* p) noexcept { memdiag::detail::c_free(p); }
+void* calloc(std::size_t count, std::size_t size) noexcept {
+    std::size_t n;
+    if (__builtin_mul_overflow(count, size, &n)) {
+        errno = ENOMEM;
+        return nullptr;
+    }
+    void* p = memdiag::detail::c_alloc(n, 0);
+    if (p != nullptr) __builtin_memset(p, 0, n);
+    return p;
+}
+void* realloc(void* old, std::size_t n) noexcept {
+    if (old == nullptr) return memdiag::detail::c_alloc(n, 0);
+    if (n == 0) {
+        memdiag::detail::c_free(old);
+        return nullptr;
+    }
+    using namespace memdiag::detail;
+    if (!admit_allocation(g_process_slot, n, false)) {
+        errno = ENOMEM;
+        return nullptr;
+    }
+    const std::size_t old_size = usable_size(old, 0);
+    void* p = __libc_realloc(old, n);
+    if (p == nullptr) return nullptr;  // the old block is untouched and still counted
+    record_deallocation(g_process_slot, old, old_size);
+    record_allocation(g_process_slot, p, usable_size(p, n));
+    return p;
+}
+int posix_memalign(void** out, std::size_t align, std::size_t n) noexcept {
+    if (align < sizeof(void*) || (align & (align - 1)) != 0) return EINVAL;
+    void* p = memdiag::detail::c_alloc(n, align);
+    if (p == nullptr) return ENOMEM;
+    *out = p;
+    return 0;
+}
+void* aligned_alloc(std::size_t align, std::size_t n) noexcept {
+    if (align == 0 || (align & (align - 1)) != 0) {
+        errno = EINVAL;
+        return nullptr;
+    }
+    return memdiag::detail::c_alloc(n, align);
+}
+void* memalign(std::size_t align, std::size_t n) noexcept { return memdiag::detail::c_alloc(n, align); }
+void* valloc(std::size_t n) noexcept {
+    return memdiag::detail::c_alloc(n, static_cast<std::size_t>(sysconf(_SC_PAGESIZE)));
+}
+void* pvalloc(std::size_t n) noexcept {
+    const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    return memdiag::detail::c_alloc((n + page - 1) & ~(page - 1), page);
+}
+}
+#endif  // MEMDIAG_MALLOC_HOOK
+
+#endif  // MEMDIAG_REPLACE_GLOBAL_NEW && MEMDIAG_ENABLED

@@ -1,0 +1,445 @@
+// Tests for budgets, measurement, fault injection, leak checks and the soft limit.
+// Linked into memdiag_hook_tests, where the global operator new is replaced.
+#include <memdiag/allocator.hpp>
+#include <memdiag/budget.hpp>
+#include <memdiag/global_new.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if MEMDIAG_POSIX
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
+
+#include "catch.hpp"
+
+using memdiag::breach_policy;
+using memdiag::limits;
+using memdiag::scoped_budget;
+
+namespace {
+// Through a volatile sink: compilers may otherwise elide a new/delete pair.
+void* volatile sink = nullptr;
+char* new_chars(std::size_t n) {
+    sink = new char[n];
+    return static_cast<char*>(sink);
+}
+void allocate_n(int n, std::size_t size = 32) {
+    for (int i = 0; i < n; ++i) {
+        sink = ::operator new(size);
+        ::operator delete(sink);
+    }
+}
+}  // namespace
+
+TEST_CASE("throw policy: the allocation past the limit throws budget_exceeded", "[budget]") {
+    int done = 0;
+    try {
+        scoped_budget guard{limits{}.max_allocations(3), "three", MEMDIAG_HERE};
+        for (; done < 10; ++done) allocate_n(1);
+        FAIL("no breach");
+    } catch (const memdiag::budget_exceeded& e) {
+        CHECK(e.which() == memdiag::limit_kind::allocations);
+        CHECK(e.info().limit == 3);
+        CHECK(e.info().attempted == 4);
+        const std::string what = e.what();
+        CHECK(what.find("budget 'three' exceeded: max_allocations") != std::string::npos);
+        CHECK(what.find("attempted: 4 allocations (1 over)") != std::string::npos);
+        CHECK(what.find("test_budget.cpp") != std::string::npos);
+    }
+    CHECK(done == 3);
+}
+
+TEST_CASE("budget_exceeded is a std::bad_alloc", "[budget]") {
+    scoped_budget guard{limits{}.max_bytes(100)};
+    CHECK_THROWS_AS(std::string(1000, 'x'), std::bad_alloc);
+    CHECK(guard.breaches() == 1);
+}
+
+TEST_CASE("byte and peak limits name their limit", "[budget]") {
+    try {
+        scoped_budget guard{limits{}.max_bytes(1000)};
+        std::vector<char> a(600), b(600);
+        FAIL("no breach");
+    } catch (const memdiag::budget_exceeded& e) {
+        CHECK(e.which() == memdiag::limit_kind::bytes);
+        CHECK(e.info().allocation_size == 600);
+    }
+    // Peak: 10 x 400 bytes allocated, but never more than 400 live at once.
+    {
+        scoped_budget guard{limits{}.max_peak_bytes(1024)};
+        for (int i = 0; i < 10; ++i) std::vector<char> v(400);
+        CHECK(guard.breaches() == 0);
+        CHECK_THROWS_AS(std::vector<char>(2000), memdiag::budget_exceeded);
+    }
+}
+
+TEST_CASE("a container stays valid after a throw-policy breach", "[budget]") {
+    std::vector<std::string> v{"a", "b", "c"};
+    v.shrink_to_fit();
+    {
+        scoped_budget guard{limits{}.max_allocations(0)};
+        CHECK_THROWS_AS(v.push_back("d"), std::bad_alloc);
+    }
+    CHECK(v.size() == 3);
+    CHECK(v[2] == "c");
+    v.push_back("d");  // and usable once the budget is gone
+    CHECK(v.size() == 4);
+}
+
+TEST_CASE("report policy: reports once and lets the program continue", "[budget]") {
+    scoped_budget guard{limits{}.max_allocations(2), breach_policy::report};
+    allocate_n(5);
+    CHECK(guard.breaches() == 3);
+    CHECK(guard.used().allocations == 5);
+}
+
+namespace {
+std::atomic<int> callback_calls{0};
+memdiag::breach_info last_breach;
+}  // namespace
+
+TEST_CASE("callback policy: the callback receives the breach", "[budget]") {
+    callback_calls = 0;
+    scoped_budget guard{limits{}.max_bytes(64).on_breach(
+                            [](const memdiag::breach_info& b, void* ctx) {
+                                ++callback_calls;
+                                last_breach = b;
+                                *static_cast<int*>(ctx) += 1;
+                            },
+                            &callback_calls),
+                        breach_policy::callback};
+    allocate_n(1, 100);
+    CHECK(callback_calls == 2);  // incremented by the callback and through its context
+    CHECK(last_breach.which == memdiag::limit_kind::bytes);
+    CHECK(last_breach.allocation_size == 100);
+}
+
+#if MEMDIAG_POSIX
+TEST_CASE("abort policy: prints the report and aborts", "[budget]") {
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        std::signal(SIGABRT, SIG_DFL);  // the test framework's handler would report it as a failure
+        dup2(fds[1], 2);
+        scoped_budget guard{limits{}.max_allocations(1), breach_policy::report_and_abort, memdiag::scope_kind::this_thread,
+                            "fatal"};
+        allocate_n(2);
+        _exit(0);  // not reached
+    }
+    close(fds[1]);
+    char buf[2048] = {};
+    std::size_t got = 0;
+    for (ssize_t n; (n = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0;) got += static_cast<std::size_t>(n);
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == SIGABRT);
+    CHECK(std::string(buf).find("budget 'fatal' exceeded: max_allocations") != std::string::npos);
+}
+#endif
+
+TEST_CASE("nested budgets: an allocation counts against every enclosing budget", "[budget]") {
+    scoped_budget outer{limits{}.max_allocations(100)};
+    {
+        scoped_budget inner{limits{}.max_allocations(100)};
+        allocate_n(5);
+        CHECK(inner.used().allocations == 5);
+    }
+    allocate_n(2);
+    CHECK(outer.used().allocations == 7);
+    {
+        scoped_budget inner{limits{}.max_allocations(1000)};
+        allocate_n(93);
+        CHECK_THROWS_AS(allocate_n(1), memdiag::budget_exceeded);  // the outer one is full
+    }
+}
+
+TEST_CASE("a thread budget is not charged by other threads", "[budget][threads]") {
+    scoped_budget guard{limits{}.max_allocations(10)};
+    std::thread([] { allocate_n(1000); }).join();
+    CHECK(guard.used().allocations <= 2);  // std::thread's own state is allocated here
+    CHECK(guard.breaches() == 0);
+}
+
+TEST_CASE("a handle charges another thread's work to the budget", "[budget][threads]") {
+    scoped_budget guard{limits{}.max_allocations(1000000)};
+    memdiag::budget_handle h = guard.handle();
+    const auto before = guard.used().allocations;
+    std::thread([h] {
+        memdiag::budget_join join{h};
+        allocate_n(500);
+    }).join();
+    const auto used = guard.used();
+    CHECK(used.allocations - before >= 500);
+    CHECK(used.live_bytes < 4096);
+
+    scoped_budget tight{limits{}.max_allocations(50), breach_policy::report};
+    memdiag::budget_handle th = tight.handle();
+    std::thread([th] {
+        memdiag::budget_join join{th};
+        allocate_n(100);
+    }).join();
+    CHECK(tight.breaches() >= 1);
+}
+
+TEST_CASE("a handle outliving its budget is inert", "[budget][threads]") {
+    memdiag::budget_handle h;
+    {
+        scoped_budget guard{limits{}.max_allocations(0), breach_policy::report};
+        h = guard.handle();
+        h = guard.handle();
+    }
+    CHECK_FALSE(h.active());
+    std::thread([h] {
+        memdiag::budget_join join{h};
+        allocate_n(10);  // no budget to breach
+    }).join();
+}
+
+TEST_CASE("process-wide budget counts 8 threads exactly", "[budget][threads]") {
+    constexpr int threads = 8, per_thread = 2000;
+    scoped_budget guard{limits{}.max_allocations(100000000), breach_policy::throw_exception,
+                        memdiag::scope_kind::process, "process"};
+    std::vector<std::thread> pool;
+    std::atomic<bool> go{false};
+    for (int t = 0; t < threads; ++t)
+        pool.emplace_back([&] {
+            while (!go) std::this_thread::yield();
+            allocate_n(per_thread, 48);
+        });
+    const auto before = guard.used();  // std::thread objects were allocated before this
+    go = true;
+    for (auto& th : pool) th.join();
+    const auto d = guard.used() - before;
+    CHECK(d.allocations >= threads * per_thread);
+    CHECK(d.allocations <= threads * per_thread + 2 * threads);  // thread exit bookkeeping at most
+    CHECK(d.deallocations >= threads * per_thread);
+}
+
+TEST_CASE("process-wide limit breaches on whichever thread crosses it", "[budget][threads]") {
+    scoped_budget guard{limits{}.max_allocations(100), breach_policy::report, memdiag::scope_kind::process};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < 4; ++t) pool.emplace_back([] { allocate_n(100); });
+    for (auto& th : pool) th.join();
+    CHECK(guard.breaches() > 0);
+}
+
+TEST_CASE("bad limits give defined results", "[budget]") {
+    {
+        scoped_budget zero{limits{}.max_bytes(0)};
+        CHECK_THROWS_AS(allocate_n(1, 1), memdiag::budget_exceeded);
+    }
+    {
+        scoped_budget max{limits{}.max_bytes(~std::uint64_t{0}).max_allocations(~std::uint64_t{0})};
+        allocate_n(10);
+        CHECK(max.breaches() == 0);
+    }
+    {
+        // A size that overflows the byte total saturates nothing and breaches.
+        scoped_budget near_max{limits{}.max_bytes(~std::uint64_t{0} - 10)};
+        CHECK_THROWS_AS(::operator new(~std::size_t{0} / 2), std::bad_alloc);
+    }
+    CHECK(std::string(memdiag::to_string(memdiag::limit_kind::live_bytes)) == "max_live_bytes");
+}
+
+TEST_CASE("max_live_bytes is checked when the scope ends", "[budget]") {
+    std::vector<char>* kept = nullptr;
+    try {
+        scoped_budget guard{limits{}.max_live_bytes(100)};
+        kept = new std::vector<char>(1000);
+        guard.finish();
+        FAIL("no breach");
+    } catch (const memdiag::budget_exceeded& e) {
+        CHECK(e.which() == memdiag::limit_kind::live_bytes);
+        CHECK(e.info().at_scope_end);
+        CHECK(e.info().attempted >= 1000);
+        CHECK(std::string(e.what()).find("held:") != std::string::npos);
+    }
+    delete kept;
+    {
+        scoped_budget guard{limits{}.max_live_bytes(100)};
+        std::vector<char> temporary(1000);
+    }  // freed before the end: no breach, no throw
+}
+
+TEST_CASE("measure and allocs_per_run", "[budget]") {
+    auto s = memdiag::measure([] { std::string big(1000, 'x'); });
+    CHECK(s.allocations == 1);
+    CHECK(s.deallocations == 1);
+    CHECK(s.bytes_allocated >= 1001);
+    CHECK(s.live_bytes == 0);
+    CHECK(s.peak_live_bytes >= 1001);
+
+    CHECK(memdiag::allocs_per_run(100, [] { std::vector<int> v(10); }) == 1.0);
+    CHECK(memdiag::allocs_per_run(10, [] {}) == 0.0);
+    CHECK(memdiag::allocs_per_run(0, [] { allocate_n(1); }) == 0.0);
+    static std::vector<int>* cache = nullptr;  // the warm-up run fills it once
+    CHECK(memdiag::allocs_per_run(50, [] {
+              if (cache == nullptr) cache = new std::vector<int>(100);
+          }) == 0.0);
+    delete cache;
+}
+
+TEST_CASE("allocs_per_run ignores a busy background thread", "[budget][threads]") {
+    std::atomic<bool> stop{false};
+    std::thread noisy([&] {
+        while (!stop) allocate_n(10);
+    });
+    const double per_run = memdiag::allocs_per_run(200, [] { std::vector<int> v(3); });
+    stop = true;
+    noisy.join();
+    CHECK(per_run == 1.0);
+}
+
+TEST_CASE("measure sees the tracking allocator too", "[budget]") {
+    memdiag::tracker t{"measured"};
+    auto s = memdiag::measure([&] {
+        std::vector<int, memdiag::tracking_allocator<int>> v{memdiag::tracking_allocator<int>{t}};
+        v.reserve(100);
+    });
+    CHECK(s.allocations == 1);  // counted once, not again by the global hook beneath it
+    CHECK(t.stats().bytes_allocated == 400);
+}
+
+TEST_CASE("leak_check catches a deliberate leak", "[budget][leak]") {
+    char* leaked = nullptr;
+    {
+        memdiag::leak_check check{breach_policy::report};
+        leaked = new_chars(300);
+        CHECK(check.leaking());
+        CHECK(check.used().live_bytes >= 300);
+        CHECK(check.used().live_allocations == 1);
+    }
+    {
+        memdiag::leak_check check;
+        std::vector<int> fine(100);
+        (void)fine;
+    }
+    memdiag::leak_check throwing{breach_policy::throw_exception};
+    char* again = new_chars(10);
+    CHECK_THROWS_AS(throwing.finish(), memdiag::budget_exceeded);
+    delete[] again;
+    delete[] leaked;
+}
+
+// ---- fault injection --------------------------------------------------------
+
+TEST_CASE("fault injection over std::map insert keeps the strong guarantee", "[budget][injection]") {
+    std::map<std::string, std::string> table{{"a", "1"}, {"b", "2"}};
+    const auto snapshot = table;
+    int checks = 0;
+    auto r = memdiag::fail_each_allocation(
+        [&] { table.emplace("a key long enough to allocate on its own", std::string(100, 'v')); },
+        [&] {
+            ++checks;
+            CHECK(table == snapshot);  // the strong guarantee: unchanged after a failure
+        });
+    CHECK(r.completed);
+    CHECK(r.ok());
+    CHECK(r.injected_failures == 3);  // node, key, value
+    CHECK(checks == 3);
+    CHECK(table.size() == 3);
+}
+
+namespace {
+// A class claiming the strong guarantee for add(), but it updates its count
+// before the allocation that can fail.
+class broken_counter_list {
+public:
+    void add(const std::string& s) {
+        ++count_;
+        items_.push_back(std::make_unique<std::string>(s));
+    }
+    bool consistent() const { return count_ == items_.size(); }
+
+private:
+    std::size_t count_ = 0;
+    std::vector<std::unique_ptr<std::string>> items_;
+};
+}  // namespace
+
+TEST_CASE("fault injection finds a broken strong guarantee", "[budget][injection]") {
+    broken_counter_list list;
+    int inconsistent = 0;
+    auto r = memdiag::fail_each_allocation([&] { list.add(std::string(64, 'x')); },
+                                           [&] { inconsistent += list.consistent() ? 0 : 1; });
+    CHECK(r.completed);
+    CHECK(inconsistent > 0);  // the broken guarantee was caught
+}
+
+TEST_CASE("fault injection reports a leak on the failure path", "[budget][injection]") {
+    std::vector<char*> leaks;
+    auto r = memdiag::fail_each_allocation(
+        [&] {
+            char* first = new_chars(100);
+            char* second = new_chars(100);  // when this throws, `first` leaks
+            delete[] first;
+            delete[] second;
+        },
+        [] {});
+    CHECK(r.completed);
+    CHECK_FALSE(r.ok());
+    CHECK(r.leaking_attempt == 2);
+    CHECK(r.leaked_bytes >= 100);
+}
+
+TEST_CASE("fault injection reaches the tracking allocator", "[budget][injection]") {
+    memdiag::tracker t{"injected"};
+    std::vector<int, memdiag::tracking_allocator<int>> v{memdiag::tracking_allocator<int>{t}};
+    auto r = memdiag::fail_each_allocation([&] { v.reserve(v.capacity() + 10); }, [] {});
+    CHECK(r.injected_failures == 1);
+    CHECK(r.ok());
+}
+
+TEST_CASE("fail_after_bytes fails once the threshold is passed", "[budget][injection]") {
+    int failures = 0;
+    std::vector<std::string> v;
+    auto r = memdiag::fail_after_bytes(
+        1000, [&] { for (int i = 0; i < 100; ++i) v.emplace_back(100, 'x'); }, [&] { ++failures; });
+    CHECK(r.injected_failures == 1);
+    CHECK(failures == 1);
+    CHECK(v.size() < 10);
+    CHECK_FALSE(r.completed);
+}
+
+// ---- soft limit ---------------------------------------------------------------
+
+namespace {
+std::atomic<int> soft_calls{0};
+std::vector<char*>* shed_me = nullptr;
+}  // namespace
+
+TEST_CASE("soft limit fires once per crossing, with hysteresis", "[budget][soft_limit]") {
+    const auto live = memdiag::process_stats().live_bytes;
+    soft_calls = 0;
+    memdiag::set_soft_limit(static_cast<std::uint64_t>(live) + (8u << 20), [](const memdiag::allocation_stats&) {
+        ++soft_calls;
+        for (char* p : *shed_me) delete[] p;
+        shed_me->clear();
+    });
+    shed_me = new std::vector<char*>();
+    shed_me->reserve(64);
+    for (int i = 0; i < 7; ++i) shed_me->push_back(new_chars(1 << 20));
+    CHECK(soft_calls == 0);
+    for (int i = 0; i < 5; ++i) shed_me->push_back(new_chars(1 << 20));  // crosses at 8 MiB, sheds, 4 left
+    CHECK(soft_calls == 1);
+    for (int i = 0; i < 4; ++i) shed_me->push_back(new_chars(1 << 20));  // crosses again after re-arming
+    CHECK(soft_calls == 2);
+    memdiag::set_soft_limit(0, nullptr);
+    for (int i = 0; i < 12; ++i) shed_me->push_back(new_chars(1 << 20));
+    CHECK(soft_calls == 2);
+    for (char* p : *shed_me) delete[] p;
+    delete shed_me;
+}

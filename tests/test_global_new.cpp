@@ -1,0 +1,158 @@
+// Tests for the global operator new/delete replacement (tests/hook_main.cpp defines it).
+#include <memdiag/global_new.hpp>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catch.hpp"
+
+namespace {
+// Allocated by a static constructor, before main.
+struct before_main {
+    std::uint64_t allocations_seen;
+    std::vector<int>* held;
+    before_main() : held(new std::vector<int>(1000)) { allocations_seen = memdiag::process_stats().allocations; }
+};
+before_main early;
+
+// Through a volatile sink: compilers may otherwise elide a new/delete pair.
+void* volatile sink = nullptr;
+
+template <class F>
+memdiag::allocation_stats process_delta(F f) {
+    const auto before = memdiag::process_stats();
+    f();
+    return memdiag::process_stats() - before;
+}
+}  // namespace
+
+TEST_CASE("the hook is installed in this binary", "[global_new]") {
+    CHECK(memdiag::global_hook_installed());
+}
+
+TEST_CASE("allocations before main are counted", "[global_new]") {
+    CHECK(early.allocations_seen >= 2);  // the vector object and its buffer
+    CHECK(early.held->size() == 1000);
+}
+
+TEST_CASE("every form of new and delete is counted and balances", "[global_new]") {
+    auto d = process_delta([] {
+        sink = new int(1);
+        delete static_cast<int*>(sink);
+        sink = new int[10];
+        delete[] static_cast<int*>(sink);
+        sink = new (std::nothrow) int(2);
+        delete static_cast<int*>(sink);
+        sink = new (std::nothrow) int[3];
+        delete[] static_cast<int*>(sink);
+        sink = ::operator new(100);
+        ::operator delete(sink, 100);  // sized delete
+        sink = ::operator new[](50);
+        ::operator delete[](sink, 50);
+    });
+    CHECK(d.allocations == 6);
+    CHECK(d.deallocations == 6);
+    CHECK(d.bytes_allocated >= 4 + 40 + 4 + 12 + 100 + 50);
+    CHECK(d.live_bytes == 0);
+}
+
+TEST_CASE("over-aligned new keeps its alignment and is counted", "[global_new]") {
+    struct alignas(128) block {
+        char data[256];
+    };
+    auto d = process_delta([] {
+        auto* b = new block;
+        CHECK(reinterpret_cast<std::uintptr_t>(b) % 128 == 0);
+        delete b;
+        auto* arr = new block[3];
+        CHECK(reinterpret_cast<std::uintptr_t>(arr) % 128 == 0);
+        delete[] arr;
+        void* raw = ::operator new(64, std::align_val_t{4096}, std::nothrow);
+        CHECK(reinterpret_cast<std::uintptr_t>(raw) % 4096 == 0);
+        ::operator delete(raw, std::align_val_t{4096});
+    });
+    CHECK(d.allocations == 3);
+    CHECK(d.deallocations == 3);
+    CHECK(d.live_bytes == 0);
+}
+
+TEST_CASE("zero-size new returns distinct pointers", "[global_new]") {
+    void* a = ::operator new(0);
+    void* b = ::operator new(0);
+    CHECK(a != b);
+    ::operator delete(a);
+    ::operator delete(b);
+}
+
+TEST_CASE("a failing new throws bad_alloc and nothrow new returns null", "[global_new]") {
+    const std::size_t huge = std::size_t{1} << (sizeof(void*) == 8 ? 62 : 31);
+    CHECK_THROWS_AS(::operator new(huge), std::bad_alloc);
+    const auto before = memdiag::process_stats();
+    sink = ::operator new(huge, std::nothrow);
+    const auto after = memdiag::process_stats();
+    CHECK(sink == nullptr);
+    CHECK((after - before).allocations == 0);
+}
+
+TEST_CASE("the new_handler is called before giving up", "[global_new]") {
+    static int calls = 0;
+    calls = 0;
+    std::set_new_handler([] {
+        ++calls;
+        std::set_new_handler(nullptr);  // then give up
+    });
+    const std::size_t huge = std::size_t{1} << (sizeof(void*) == 8 ? 62 : 31);
+    CHECK_THROWS_AS(::operator new(huge), std::bad_alloc);
+    CHECK(calls == 1);
+}
+
+TEST_CASE("other threads' allocations are counted and survive thread exit", "[global_new][threads]") {
+    auto d = process_delta([] {
+        std::vector<std::thread> pool;
+        for (int t = 0; t < 8; ++t)
+            pool.emplace_back([] {
+                for (int i = 0; i < 1000; ++i) {
+                    sink = new long(i);
+                    delete static_cast<long*>(sink);
+                }
+            });
+        for (auto& th : pool) th.join();
+    });
+    CHECK(d.allocations >= 8000);
+    CHECK(d.deallocations >= 8000);
+}
+
+#if MEMDIAG_HAS_LIBC_MALLOC && !MEMDIAG_ASAN && !MEMDIAG_TSAN
+TEST_CASE("C allocation functions are counted on glibc", "[global_new][malloc]") {
+    REQUIRE(memdiag::malloc_hook_installed());
+    auto d = process_delta([] {
+        sink = strdup("allocated by C code");
+        std::free(sink);
+        sink = std::calloc(10, 10);
+        CHECK(static_cast<unsigned char*>(sink)[99] == 0);
+        sink = std::realloc(sink, 1000);
+        std::free(sink);
+        void* p = nullptr;
+        CHECK(posix_memalign(&p, 64, 100) == 0);
+        sink = p;
+        CHECK(reinterpret_cast<std::uintptr_t>(sink) % 64 == 0);
+        std::free(sink);
+        sink = aligned_alloc(256, 512);
+        CHECK(reinterpret_cast<std::uintptr_t>(sink) % 256 == 0);
+        std::free(sink);
+    });
+    CHECK(d.allocations == 5);  // strdup, calloc, realloc's new block, posix_memalign, aligned_alloc
+    CHECK(d.deallocations == 5);
+    CHECK(d.live_bytes == 0);
+    volatile std::size_t n = ~std::size_t{0} / 2;  // opaque: the compiler would reject the overflow
+    CHECK(std::calloc(n, 4) == nullptr);  // overflow
+    void* p = nullptr;
+    CHECK(posix_memalign(&p, 3, 8) == EINVAL);
+}
+#endif
