@@ -215,38 +215,64 @@ TEST_CASE("protobuf: varint edge cases", "[protobuf]") {
     };
     for (const vec& c : cases) {
         mdd::internal_vector<unsigned char> out;
-        mdd::proto_writer w(out);
-        w.varint(c.v);
+        {
+            mdd::proto_writer w(out);
+            w.varint(c.v);
+            CHECK(w.size() == mdd::varint_size(c.v));
+        }
         INFO("value " << c.v);
         CHECK(hex(out) == c.hex);
         CHECK(mdd::varint_size(c.v) == out.size());
     }
     // int64 is not zigzag: -1 takes ten bytes.
     mdd::internal_vector<unsigned char> out;
-    mdd::proto_writer w(out);
-    w.field_int(9, -1);
+    {
+        mdd::proto_writer w(out);
+        w.field_int(9, -1);
+    }
     CHECK(hex(out) == "48ffffffffffffffffff01");
 }
 
-TEST_CASE("protobuf: fields, strings and packed repeated", "[protobuf]") {
+/// Hex of what one writer produces.
+template <class Fill>
+static std::string encode(Fill fill) {
     mdd::internal_vector<unsigned char> out;
-    mdd::proto_writer w(out);
-    w.field_uint(1, 150);  // the protobuf documentation's example: 08 96 01
-    CHECK(hex(out) == "089601");
-    out.clear();
-    w.field_bytes(2, "testing", 7);
-    CHECK(hex(out) == "120774657374696e67");
-    out.clear();
+    {
+        mdd::proto_writer w(out);
+        fill(w);
+    }
+    return hex(out);
+}
+
+TEST_CASE("protobuf: fields, strings, packed repeated and sub-messages", "[protobuf]") {
+    // The protobuf documentation's examples.
+    CHECK(encode([](mdd::proto_writer& w) { w.field_uint(1, 150); }) == "089601");
+    CHECK(encode([](mdd::proto_writer& w) { w.field_bytes(2, "testing", 7); }) == "120774657374696e67");
     const std::uint64_t packed[] = {3, 270, 86942};
-    w.field_packed(4, packed, 3);
-    CHECK(hex(out) == "2206038e029ea705");
-    out.clear();
-    w.field_packed(4, packed, 0);  // empty packed fields are omitted
-    w.field_uint_nonzero(5, 0);
-    CHECK(out.empty());
-    w.field_bool(7, false);
-    w.field_uint(100, 1);  // field numbers above 15 take a two-byte key
-    CHECK(hex(out) == "3800a00601");
+    CHECK(encode([&](mdd::proto_writer& w) { w.field_packed(4, packed, 3); }) == "2206038e029ea705");
+    // Empty packed fields and zero optional fields are omitted; bools are not.
+    CHECK(encode([&](mdd::proto_writer& w) {
+              w.field_packed(4, packed, 0);
+              w.field_uint_nonzero(5, 0);
+              w.field_bool(7, false);
+              w.field_uint(100, 1);  // field numbers above 15 take a two-byte key
+          }) == "3800a00601");
+    mdd::internal_vector<unsigned char> scratch;
+    CHECK(encode([&](mdd::proto_writer& w) {
+              w.message(3, scratch, [](mdd::proto_writer& m) { m.field_uint(1, 150); });
+          }) == "1a03089601");
+    // Appends after existing content; flush trims the look-ahead growth.
+    mdd::internal_vector<unsigned char> out{0xAB};
+    mdd::proto_writer w(out);
+    w.field_uint(1, 1);
+    w.flush();
+    CHECK(hex(out) == "ab0801");
+    // Large payloads cross many growth steps.
+    std::vector<std::uint64_t> many(100000, 300);
+    std::string big = encode([&](mdd::proto_writer& m) { m.field_packed(1, many.data(), many.size()); });
+    CHECK(big.size() == 2 * (1 + 3 + 200000));
+    CHECK(big.substr(0, 8) == "0ac09a0c");
+    CHECK(big.substr(big.size() - 4) == "ac02");
 }
 
 // ---- deflate and gzip -----------------------------------------------------------------------

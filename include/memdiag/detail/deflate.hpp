@@ -25,7 +25,7 @@ enum class gzip_level {
 
 /// Tuning of the LZ77 matcher behind gzip_level::compressed.
 struct deflate_tuning {
-    unsigned max_chain = 16;    ///< candidates tried per position (more: smaller, slower)
+    unsigned max_chain = 8;     ///< candidates tried per position (more: smaller, slower)
     unsigned good_length = 32;  ///< stop searching once a match this long is found
 };
 

@@ -3,11 +3,13 @@
 //
 // profile.proto uses plain (not zigzag) varints for int64 and uint64, so a
 // negative int64 takes 10 bytes. Output goes into an internal_vector: encoding
-// never allocates through the observed heap.
+// never allocates through the observed heap. The buffer grows ahead of the
+// writer; it holds exactly the written bytes after flush() or the writer's end.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "internal_alloc.hpp"
 
@@ -30,25 +32,84 @@ inline std::size_t varint_size(std::uint64_t v) noexcept {
     return n;
 }
 
+/// Writes the varint encoding of v at p; returns the end. p must have room for
+/// varint_size(v) bytes.
+inline unsigned char* put_varint(unsigned char* p, std::uint64_t v) noexcept {
+    while (v >= 0x80u) {
+        *p++ = static_cast<unsigned char>(v | 0x80u);
+        v >>= 7;
+    }
+    *p++ = static_cast<unsigned char>(v);
+    return p;
+}
+
+/// Writes a field key at p; returns the end.
+inline unsigned char* put_key(unsigned char* p, std::uint32_t field, wire_type type) noexcept {
+    return put_varint(p, (static_cast<std::uint64_t>(field) << 3) | static_cast<std::uint32_t>(type));
+}
+
+/// Encoded size of a varint field.
+inline std::size_t varint_field_size(std::uint32_t field, std::uint64_t v) noexcept {
+    return varint_size(static_cast<std::uint64_t>(field) << 3) + varint_size(v);
+}
+
+/// Encoded size of a length-delimited field with an n-byte payload.
+inline std::size_t bytes_field_size(std::uint32_t field, std::size_t n) noexcept {
+    return varint_size(static_cast<std::uint64_t>(field) << 3 | 2u) + varint_size(n) + n;
+}
+
 /// Appends protobuf fields to a byte buffer.
 class proto_writer {
 public:
     /// Writes into `out`, appending after what it already holds.
-    explicit proto_writer(internal_vector<unsigned char>& out) noexcept : out_(&out) {}
+    explicit proto_writer(internal_vector<unsigned char>& out) noexcept : out_(&out), used_(out.size()) {}
 
-    /// The buffer written to.
-    internal_vector<unsigned char>& buffer() const noexcept { return *out_; }
+    /// Trims the buffer to what was written.
+    ~proto_writer() { flush(); }
+
+    proto_writer(const proto_writer&) = delete;
+    proto_writer& operator=(const proto_writer&) = delete;
+
+    /// Bytes in the buffer once written out (the buffer grows ahead in steps).
+    std::size_t size() const noexcept { return used_; }
+
+    /// Trims the buffer to what was written so far; the writer stays usable.
+    void flush() noexcept {
+        if (out_->size() > used_) out_->resize(used_);
+    }
 
     /// Appends the varint encoding of v.
     void varint(std::uint64_t v) {
         unsigned char tmp[10];
-        std::size_t n = 0;
-        while (v >= 0x80u) {
-            tmp[n++] = static_cast<unsigned char>(v | 0x80u);
-            v >>= 7;
+        raw(tmp, static_cast<std::size_t>(put_varint(tmp, v) - tmp));
+    }
+
+    /// Grows the buffer by n bytes and returns where they start, for callers that
+    /// size a message first and then fill it with put_varint / put_key.
+    unsigned char* extend(std::size_t n) {
+        // Grow geometrically and track the written size ourselves: one resize per
+        // doubling instead of one per field.
+        if (out_->size() - used_ < n) {
+            std::size_t want = 2 * out_->size() + 256;
+            out_->resize(want > used_ + n ? want : used_ + n);
         }
-        tmp[n++] = static_cast<unsigned char>(v);
-        raw(tmp, n);
+        unsigned char* p = out_->data() + used_;
+        used_ += n;
+        return p;
+    }
+
+    /// Appends field `field` holding the sub-message that fill(proto_writer&)
+    /// writes; the sub-message is built in `scratch` (its content is replaced).
+    template <class Fill>
+    void message(std::uint32_t field, internal_vector<unsigned char>& scratch, Fill&& fill) {
+        scratch.clear();
+        std::size_t n = 0;
+        {
+            proto_writer m(scratch);
+            fill(m);
+            n = m.size();
+        }
+        field_bytes(field, scratch.data(), n);
     }
 
     /// Appends a field key (field number and wire type).
@@ -86,19 +147,20 @@ public:
         if (n == 0) return;
         std::size_t payload = 0;
         for (std::size_t i = 0; i < n; ++i) payload += varint_size(static_cast<std::uint64_t>(values[i]));
-        tag(field, wire_type::length_delimited);
-        varint(payload);
-        for (std::size_t i = 0; i < n; ++i) varint(static_cast<std::uint64_t>(values[i]));
+        unsigned char* p = extend(bytes_field_size(field, payload));
+        p = put_key(p, field, wire_type::length_delimited);
+        p = put_varint(p, payload);
+        for (std::size_t i = 0; i < n; ++i) p = put_varint(p, static_cast<std::uint64_t>(values[i]));
     }
 
     /// Appends n raw bytes.
     void raw(const void* data, std::size_t n) {
-        const unsigned char* p = static_cast<const unsigned char*>(data);
-        out_->insert(out_->end(), p, p + n);
+        if (n != 0) std::memcpy(extend(n), data, n);
     }
 
 private:
     internal_vector<unsigned char>* out_;
+    std::size_t used_;
 };
 
 }  // namespace detail

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -222,11 +223,10 @@ enum : std::uint32_t {
 
 inline void write_value_type(detail::proto_writer& w, detail::internal_vector<unsigned char>& scratch,
                              std::uint32_t field, std::uint32_t type, std::uint32_t unit) {
-    scratch.clear();
-    detail::proto_writer m(scratch);
-    m.field_uint_nonzero(value_type_type, type);
-    m.field_uint_nonzero(value_type_unit, unit);
-    w.field_bytes(field, scratch.data(), scratch.size());
+    w.message(field, scratch, [&](detail::proto_writer& m) {
+        m.field_uint_nonzero(value_type_type, type);
+        m.field_uint_nonzero(value_type_unit, unit);
+    });
 }
 
 }  // namespace pprof_impl
@@ -258,7 +258,8 @@ void encode_profile_proto(const heap_view& view, detail::internal_vector<unsigne
     detail::internal_vector<std::uint64_t> ids;
     for (std::size_t si = 0; si < view.count; ++si) {
         const heap_sample& s = view.samples[si];
-        ids.clear();
+        if (ids.size() < s.depth) ids.resize(s.depth);
+        std::size_t ids_len = 0;
         for (std::size_t f = 0; f < s.depth; ++f) {
             // The call instruction precedes the return address: pprof expects the
             // call site, and symbolizes it as such.
@@ -269,25 +270,45 @@ void encode_profile_proto(const heap_view& view, detail::internal_vector<unsigne
                 id = static_cast<std::uint32_t>(addresses.size());
                 location_of.insert(address, id);
             }
-            ids.push_back(id);
+            ids[f] = id;
+            ids_len += detail::varint_size(id);
         }
         std::int64_t values[4];
         scaled_values(s, view.sample_interval, values);
-
-        scratch.clear();
-        detail::proto_writer m(scratch);
-        m.field_packed(sample_location_id, ids.data(), ids.size());
-        m.field_packed(sample_value, values, 4);
         // Block size from the recorded figures, as Go computes it.
         std::int64_t block = s.alloc_objects > 0 ? s.alloc_bytes / s.alloc_objects : 0;
-        if (block != 0) {
-            inner.clear();
-            detail::proto_writer l(inner);
-            l.field_uint(label_key, s_bytes);
-            l.field_int(label_num, block);
-            m.field_bytes(sample_label, inner.data(), inner.size());
+
+        // Samples dominate the profile: size the message, then write it in place.
+        std::size_t values_len = 0, label_len = 0;
+        for (std::int64_t v : values) values_len += detail::varint_size(static_cast<std::uint64_t>(v));
+        if (block != 0)
+            label_len = detail::varint_field_size(label_key, s_bytes) +
+                        detail::varint_field_size(label_num, static_cast<std::uint64_t>(block));
+        std::size_t body = (ids_len != 0 ? detail::bytes_field_size(sample_location_id, ids_len) : 0) +
+                           detail::bytes_field_size(sample_value, values_len) +
+                           (block != 0 ? detail::bytes_field_size(sample_label, label_len) : 0);
+        const std::size_t total = detail::bytes_field_size(profile_sample, body);
+        unsigned char* p = w.extend(total);
+        unsigned char* const end = p + total;
+        p = detail::put_key(p, profile_sample, detail::wire_type::length_delimited);
+        p = detail::put_varint(p, body);
+        if (ids_len != 0) {
+            p = detail::put_key(p, sample_location_id, detail::wire_type::length_delimited);
+            p = detail::put_varint(p, ids_len);
+            for (std::size_t f = 0; f < s.depth; ++f) p = detail::put_varint(p, ids[f]);
         }
-        w.field_bytes(profile_sample, scratch.data(), scratch.size());
+        p = detail::put_key(p, sample_value, detail::wire_type::length_delimited);
+        p = detail::put_varint(p, values_len);
+        for (std::int64_t v : values) p = detail::put_varint(p, static_cast<std::uint64_t>(v));
+        if (block != 0) {
+            p = detail::put_key(p, sample_label, detail::wire_type::length_delimited);
+            p = detail::put_varint(p, label_len);
+            p = detail::put_key(p, label_key, detail::wire_type::varint);
+            p = detail::put_varint(p, s_bytes);
+            p = detail::put_key(p, label_num, detail::wire_type::varint);
+            p = detail::put_varint(p, static_cast<std::uint64_t>(block));
+        }
+        if (p != end) std::abort();  // the sizes above and the writes disagree: a bug here
     }
 
     // Locations: mapping, address and, when the symbolizer knows it, the function.
@@ -316,18 +337,13 @@ void encode_profile_proto(const heap_view& view, detail::internal_vector<unsigne
             ++located[static_cast<std::size_t>(mod)];
             if (fid != 0) ++named[static_cast<std::size_t>(mod)];
         }
-        scratch.clear();
-        detail::proto_writer m(scratch);
-        m.field_uint(location_id, li + 1);
-        if (mod >= 0) m.field_uint(location_mapping_id, static_cast<std::uint64_t>(mod) + 1);
-        m.field_uint(location_address, address);
-        if (fid != 0) {
-            inner.clear();
-            detail::proto_writer l(inner);
-            l.field_uint(line_function_id, fid);
-            m.field_bytes(location_line, inner.data(), inner.size());
-        }
-        w.field_bytes(profile_location, scratch.data(), scratch.size());
+        w.message(profile_location, scratch, [&](detail::proto_writer& m) {
+            m.field_uint(location_id, li + 1);
+            if (mod >= 0) m.field_uint(location_mapping_id, static_cast<std::uint64_t>(mod) + 1);
+            m.field_uint(location_address, address);
+            if (fid != 0)
+                m.message(location_line, inner, [&](detail::proto_writer& l) { l.field_uint(line_function_id, fid); });
+        });
     }
 
     // Mappings, in the module list's order. has_functions only when every location
@@ -335,25 +351,23 @@ void encode_profile_proto(const heap_view& view, detail::internal_vector<unsigne
     // otherwise skip symbolizing the unnamed ones from the binary.
     for (std::size_t mi = 0; mi < nmod; ++mi) {
         const auto& mod = modules[mi];
-        scratch.clear();
-        detail::proto_writer m(scratch);
-        m.field_uint(mapping_id, mi + 1);
-        m.field_uint_nonzero(mapping_memory_start, mod.start);
-        m.field_uint_nonzero(mapping_memory_limit, mod.limit);
-        m.field_uint_nonzero(mapping_file_offset, mod.file_offset);
-        m.field_uint_nonzero(mapping_filename, strings.intern(mod.path.data(), mod.path.size()));
-        m.field_uint_nonzero(mapping_build_id, strings.intern(mod.build_id.data(), mod.build_id.size()));
-        if (located[mi] != 0 && named[mi] == located[mi]) m.field_bool(mapping_has_functions, true);
-        w.field_bytes(profile_mapping, scratch.data(), scratch.size());
+        w.message(profile_mapping, scratch, [&](detail::proto_writer& m) {
+            m.field_uint(mapping_id, mi + 1);
+            m.field_uint_nonzero(mapping_memory_start, mod.start);
+            m.field_uint_nonzero(mapping_memory_limit, mod.limit);
+            m.field_uint_nonzero(mapping_file_offset, mod.file_offset);
+            m.field_uint_nonzero(mapping_filename, strings.intern(mod.path.data(), mod.path.size()));
+            m.field_uint_nonzero(mapping_build_id, strings.intern(mod.build_id.data(), mod.build_id.size()));
+            if (located[mi] != 0 && named[mi] == located[mi]) m.field_bool(mapping_has_functions, true);
+        });
     }
 
     for (std::size_t fi = 0; fi < function_names.size(); ++fi) {
-        scratch.clear();
-        detail::proto_writer m(scratch);
-        m.field_uint(function_id, fi + 1);
-        m.field_uint(function_name, function_names[fi]);
-        m.field_uint(function_system_name, function_names[fi]);
-        w.field_bytes(profile_function, scratch.data(), scratch.size());
+        w.message(profile_function, scratch, [&](detail::proto_writer& m) {
+            m.field_uint(function_id, fi + 1);
+            m.field_uint(function_name, function_names[fi]);
+            m.field_uint(function_system_name, function_names[fi]);
+        });
     }
 
     const std::uint32_t s_space = strings.intern("space");

@@ -225,7 +225,10 @@ detail::internal_string collapsed_stacks_with(const heap_view& view, const Modul
         lines.push_back(std::move(l));
     }
     std::sort(lines.begin(), lines.end(), [](const line& a, const line& b) { return a.stack < b.stack; });
+    std::size_t total = 0;
+    for (const line& l : lines) total += l.stack.size() + 22;  // name, space, count, newline
     detail::internal_string out;
+    out.reserve(total);
     for (std::size_t i = 0; i < lines.size();) {
         std::int64_t sum = 0;
         std::size_t j = i;
