@@ -327,9 +327,15 @@ TEST_CASE("leak_check catches a deliberate leak", "[budget][leak]") {
         std::vector<int> fine(100);
         (void)fine;
     }
-    memdiag::leak_check throwing{breach_policy::throw_exception};
+    memdiag::leak_check throwing{breach_policy::throw_exception, "request"};
     char* again = new_chars(10);
-    CHECK_THROWS_AS(throwing.finish(), memdiag::budget_exceeded);
+    try {
+        throwing.finish();
+        FAIL("no leak reported");
+    } catch (const memdiag::budget_exceeded& e) {
+        CHECK(std::string(e.what()).find("leak in 'request': ") != std::string::npos);
+        CHECK(std::string(e.what()).find("in 1 allocation(s)") != std::string::npos);
+    }
     delete[] again;
     delete[] leaked;
 }

@@ -81,7 +81,16 @@ inline std::size_t format_breach(const breach_info& b, char* buf, std::size_t si
     if (size == 0) return 0;
     const unsigned long long over = b.attempted > b.limit ? b.attempted - b.limit : 0;
     int n;
-    if (b.at_scope_end) {
+    if (b.at_scope_end && b.limit == 0) {
+        n = std::snprintf(buf, size,
+                          "memdiag: leak in '%s': %llu bytes in %llu allocation(s) made inside the scope "
+                          "were not freed\n"
+                          "  scope:     %s, opened at %s:%d\n",
+                          b.budget_name, static_cast<unsigned long long>(b.attempted),
+                          static_cast<unsigned long long>(b.live_allocations),
+                          b.process_wide ? "process" : "this thread", b.where.file ? b.where.file : "?",
+                          b.where.line);
+    } else if (b.at_scope_end) {
         n = std::snprintf(buf, size,
                           "memdiag: budget '%s' exceeded: %s\n"
                           "  limit:     %llu bytes may stay allocated when the scope ends\n"

@@ -10,3 +10,4 @@
 #include "tracker.hpp"
 #include "allocator.hpp"
 #include "resource.hpp"
+#include "budget.hpp"
