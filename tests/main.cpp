@@ -2,3 +2,9 @@
 // main() and this file compiles to nothing.
 #define CATCH_CONFIG_MAIN
 #include "catch.hpp"
+
+#include <memdiag/config.hpp>
+#if MEMDIAG_ASAN
+// The tests make deliberately impossible allocations and expect std::bad_alloc.
+extern "C" const char* __asan_default_options() { return "allocator_may_return_null=1"; }
+#endif

@@ -386,15 +386,20 @@ TEST_CASE("fault injection finds a broken strong guarantee", "[budget][injection
 }
 
 TEST_CASE("fault injection reports a leak on the failure path", "[budget][injection]") {
-    std::vector<char*> leaks;
+    char* pending = nullptr;
     auto r = memdiag::fail_each_allocation(
         [&] {
             char* first = new_chars(100);
+            pending = first;
             char* second = new_chars(100);  // when this throws, `first` leaks
+            pending = nullptr;
             delete[] first;
             delete[] second;
         },
-        [] {});
+        [&] {  // runs after memdiag looked for the leak: clean it up
+            delete[] pending;
+            pending = nullptr;
+        });
     CHECK(r.completed);
     CHECK_FALSE(r.ok());
     CHECK(r.leaking_attempt == 2);

@@ -52,9 +52,17 @@ TEST_CASE("every form of new and delete is counted and balances", "[global_new]"
         sink = new (std::nothrow) int[3];
         delete[] static_cast<int*>(sink);
         sink = ::operator new(100);
-        ::operator delete(sink, 100);  // sized delete
+#if defined(__cpp_sized_deallocation)  // clang enables it only with -fsized-deallocation
+        ::operator delete(sink, 100);
+#else
+        ::operator delete(sink);
+#endif
         sink = ::operator new[](50);
+#if defined(__cpp_sized_deallocation)
         ::operator delete[](sink, 50);
+#else
+        ::operator delete[](sink);
+#endif
     });
     CHECK(d.allocations == 6);
     CHECK(d.deallocations == 6);

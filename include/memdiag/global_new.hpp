@@ -58,7 +58,7 @@ extern "C" __attribute__((weak)) const int memdiag_global_new_installed;
 extern "C" __attribute__((weak)) const int memdiag_malloc_installed;
 inline bool memdiag::global_hook_installed() noexcept { return &memdiag_global_new_installed != nullptr; }
 inline bool memdiag::malloc_hook_installed() noexcept { return &memdiag_malloc_installed != nullptr; }
-#elif defined(MEMDIAG_REPLACE_GLOBAL_NEW)
+#elif defined(MEMDIAG_REPLACE_GLOBAL_NEW) && !MEMDIAG_TSAN
 inline bool memdiag::global_hook_installed() noexcept { return true; }
 inline bool memdiag::malloc_hook_installed() noexcept { return false; }
 #else
@@ -66,7 +66,10 @@ inline bool memdiag::global_hook_installed() noexcept { return false; }
 inline bool memdiag::malloc_hook_installed() noexcept { return false; }
 #endif
 
-#if defined(MEMDIAG_REPLACE_GLOBAL_NEW) && MEMDIAG_ENABLED
+// ThreadSanitizer's runtime defines operator new itself (linked whole), so the
+// hook cannot be installed under it: global_hook_installed() is then false.
+#if defined(MEMDIAG_REPLACE_GLOBAL_NEW) && MEMDIAG_ENABLED && !MEMDIAG_TSAN
+#define MEMDIAG_GLOBAL_NEW_ACTIVE 1
 
 #if defined(MEMDIAG_REPLACE_MALLOC) && MEMDIAG_HAS_LIBC_MALLOC && !MEMDIAG_ASAN && !MEMDIAG_TSAN
 #define MEMDIAG_MALLOC_HOOK 1
@@ -290,4 +293,4 @@ void* pvalloc(std::size_t n) noexcept {
 }
 #endif  // MEMDIAG_MALLOC_HOOK
 
-#endif  // MEMDIAG_REPLACE_GLOBAL_NEW && MEMDIAG_ENABLED
+#endif  // MEMDIAG_REPLACE_GLOBAL_NEW && MEMDIAG_ENABLED && !MEMDIAG_TSAN

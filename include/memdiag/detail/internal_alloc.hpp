@@ -15,7 +15,10 @@
 #include "../config.hpp"
 #include "throw.hpp"
 
-#if defined(__GLIBC__) || (MEMDIAG_OS_LINUX && __has_include(<gnu/libc-version.h>))
+// Sanitizers own malloc (and see allocations only through it), so under them
+// internal memory goes through the intercepted C functions instead.
+#if (defined(__GLIBC__) || (MEMDIAG_OS_LINUX && __has_include(<gnu/libc-version.h>))) && !MEMDIAG_ASAN && \
+    !MEMDIAG_TSAN
 #define MEMDIAG_HAS_LIBC_MALLOC 1
 extern "C" {
 void* __libc_malloc(std::size_t);
@@ -55,6 +58,25 @@ inline void internal_free(void* p) noexcept {
 #else
     std::free(p);
 #endif
+}
+
+/// Allocates n bytes aligned to `align` (a power of two up to 4096) beneath the
+/// hooks; free with internal_free_aligned. nullptr on failure.
+inline void* internal_malloc_aligned(std::size_t n, std::size_t align) noexcept {
+    if (align < sizeof(void*)) align = sizeof(void*);
+    if (n > static_cast<std::size_t>(-1) - align - sizeof(void*)) return nullptr;
+    void* raw = internal_malloc(n + align + sizeof(void*));
+    if (raw == nullptr) return nullptr;
+    // Room for the original pointer just below the aligned block.
+    const auto base = reinterpret_cast<std::size_t>(raw) + sizeof(void*);
+    void* aligned = reinterpret_cast<void*>((base + align - 1) & ~(align - 1));
+    static_cast<void**>(aligned)[-1] = raw;
+    return aligned;
+}
+
+/// Frees a block from internal_malloc_aligned.
+inline void internal_free_aligned(void* p) noexcept {
+    if (p != nullptr) internal_free(static_cast<void**>(p)[-1]);
 }
 
 /// A std allocator over internal_malloc, for memdiag's own containers.

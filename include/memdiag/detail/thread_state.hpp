@@ -201,7 +201,7 @@ inline void retire_thread(thread_state* s) noexcept {
         if (s->next) s->next->prev = s->prev;
     }
     s->~thread_state();
-    internal_free(s);
+    internal_free_aligned(s);
 }
 
 #if MEMDIAG_POSIX
@@ -226,7 +226,7 @@ MEMDIAG_COLD inline thread_state* create_thread_state() noexcept {
     thread_head& head = tls_head;
     if (head.phase != phase_fresh) return nullptr;
     head.phase = phase_initializing;  // registering the reaper may allocate: those events use atomics
-    void* mem = internal_malloc(sizeof(thread_state));
+    void* mem = internal_malloc_aligned(sizeof(thread_state), alignof(thread_state));
     if (mem == nullptr) {
         head.phase = phase_fresh;
         return nullptr;
