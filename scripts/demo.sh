@@ -7,6 +7,15 @@ bash scripts/setup-deps.sh cmake ninja-build
 cmake -S . -B build/demo -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DMEMDIAG_BUILD_TESTS=OFF -DMEMDIAG_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build build/demo >/dev/null
+ex=build/demo/examples
 
-echo "== 1. Containers attributed to named trackers (examples/track_containers.cpp)"
-build/demo/examples/track_containers
+section() { printf '\n\033[1m== %s\033[0m\n' "$1"; }
+
+section "1. The ground: this program's memory world (examples/env_report.cpp)"
+"$ex/env_report"
+
+section "2. A budget around a block of code, breached (examples/budget_guard.cpp)"
+"$ex/budget_guard" 2>&1
+
+section "3. Memory attributed to named trackers (examples/track_containers.cpp)"
+"$ex/track_containers"
