@@ -415,7 +415,7 @@ inline item string_item(const char* key, const fact<std::string>& f) {
     i.known = f.known;
     i.value = f.known ? f.value : "unknown";
     i.source = f.source;
-    i.reason = f.reason;
+    i.reason = f.known || !f.reason.empty() ? f.reason : "not collected";
     return i;
 }
 

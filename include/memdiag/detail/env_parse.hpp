@@ -547,6 +547,41 @@ inline const mount_entry* find_cgroup_mount(const std::vector<mount_entry>& moun
     return first;
 }
 
+/// Walks from loc.directory up to the mount point (included when
+/// include_mount_point) reading file_name at each level, and returns the
+/// smallest limit with the file that set it. A level without the file sets no
+/// limit; a file that does not parse makes the result unknown, because the
+/// limit it hides may be the one that binds.
+template <class Reader, class Parse>
+fact<limit> smallest_limit_on_path(Reader& read, const cgroup_location& loc, bool include_mount_point,
+                                   const char* file_name, Parse parse) {
+    limit best = limit::none();
+    std::string best_source, missing;
+    bool any = false;
+    for (const std::string& dir : walk_up(loc.directory, loc.mount_point)) {
+        if (dir == loc.mount_point && !include_mount_point) break;
+        std::string file = dir + "/" + file_name;
+        fact<std::string> text = read(file);
+        if (!text) {
+            if (missing.empty()) missing = file + ": " + text.reason;
+            continue;
+        }
+        fact<limit> l = parse(text.value);
+        if (!l) return fact<limit>::unknown(l.reason, file);
+        if (!any) best_source = file;  // the leaf-most file, when nothing is set
+        any = true;
+        if (l.value.below(best)) {
+            best = l.value;
+            best_source = file;
+        }
+    }
+    if (any) return fact<limit>::of(best, best_source);
+    if (!include_mount_point && loc.directory == loc.mount_point)
+        return fact<limit>::of(limit::none(), loc.mount_point + " (root cgroup: no " + file_name + ")");
+    return fact<limit>::unknown(missing.empty() ? std::string("no ") + file_name + " on the path" : missing,
+                                loc.directory);
+}
+
 /// Reads the cgroup limits of this process through read, a callable taking a
 /// path (std::string) and returning fact<std::string> with the file's text.
 /// Reads /proc/self/cgroup and /proc/self/mountinfo, then walks from the
@@ -591,8 +626,8 @@ cgroup_facts read_cgroup_facts(Reader&& read) {
     const char* layout = any_v1 && v2 ? "hybrid" : any_v1 ? "v1" : "v2";
     out.layout = fact<std::string>::of(layout, cgroup_file);
 
-    // v1: memory.limit_in_bytes at each level, plus memory.stat's
-    // hierarchical_memory_limit (the effective limit with use_hierarchy).
+    // v1: memory.limit_in_bytes at each level (the root has one too), plus
+    // memory.stat's hierarchical_memory_limit (the effective limit with use_hierarchy).
     if (v1_memory) {
         const mount_entry* m = find_cgroup_mount(mounts.value, false, "memory", v1_memory->path);
         if (!m) {
@@ -601,46 +636,18 @@ cgroup_facts read_cgroup_facts(Reader&& read) {
         } else {
             cgroup_location loc = locate_cgroup(*m, v1_memory->path);
             out.memory_path = fact<std::string>::of(loc.directory, cgroup_file + " + " + mountinfo_file);
-            limit best = limit::none();
-            std::string best_source = loc.directory + "/memory.limit_in_bytes";
-            std::string first_error;
-            bool any = false;
-            for (const std::string& dir : walk_up(loc.directory, loc.mount_point)) {
-                std::string file = dir + "/memory.limit_in_bytes";
-                fact<std::string> text = read(file);
-                if (!text) {
-                    if (first_error.empty()) first_error = file + ": " + text.reason;
-                    continue;
-                }
-                fact<limit> l = parse_cgroup_v1_memory_limit(text.value);
-                if (!l) {
-                    if (first_error.empty()) first_error = file + ": " + l.reason;
-                    continue;
-                }
-                any = true;
-                if (l.value.below(best)) {
-                    best = l.value;
-                    best_source = file;
-                }
-            }
+            out.v1_memory_limit =
+                smallest_limit_on_path(read, loc, true, "memory.limit_in_bytes", parse_cgroup_v1_memory_limit);
             fact<std::string> stat = read(loc.directory + "/memory.stat");
-            if (stat) {
-                fact<std::uint64_t> h = find_key_u64(stat.value, "hierarchical_memory_limit");
-                if (h) {
-                    any = true;
-                    limit l = h.value >= cgroup_v1_unlimited_from ? limit::none() : limit::of(h.value);
-                    if (l.below(best)) {
-                        best = l;
-                        best_source = loc.directory + "/memory.stat (hierarchical_memory_limit)";
-                    }
-                }
+            fact<std::uint64_t> h = stat ? find_key_u64(stat.value, "hierarchical_memory_limit")
+                                         : fact<std::uint64_t>::unknown(stat.reason);
+            if (h && out.v1_memory_limit) {
+                limit l = h.value >= cgroup_v1_unlimited_from ? limit::none() : limit::of(h.value);
+                if (l.below(out.v1_memory_limit.value))
+                    out.v1_memory_limit =
+                        fact<limit>::of(l, loc.directory + "/memory.stat (hierarchical_memory_limit)");
             }
-            if (any)
-                out.v1_memory_limit = fact<limit>::of(best, best_source);
-            else
-                out.v1_memory_limit = fact<limit>::unknown(first_error.empty() ? "no limit file" : first_error,
-                                                           loc.directory);
-            if (!loc.note.empty() && out.v1_memory_limit) out.v1_memory_limit.source += " (" + loc.note + ")";
+            if (!loc.note.empty()) out.v1_memory_limit.source += " (" + loc.note + ")";
         }
     } else {
         out.v1_memory_limit = fact<limit>::unknown(
@@ -648,7 +655,9 @@ cgroup_facts read_cgroup_facts(Reader&& read) {
             cgroup_file);
     }
 
-    // v2: memory.max at each level; the root cgroup has none (no limit).
+    // v2: memory.max at each level. The true root cgroup has none (no limit);
+    // a mount of a subtree (mount root not "/") shows a real cgroup at the
+    // mount point, which has one.
     const mount_entry* m2 = v2 ? find_cgroup_mount(mounts.value, true, "", v2->path) : nullptr;
     if (!v2) {
         out.v2_memory_max = fact<limit>::unknown("no cgroup v2 line (\"0::/path\")", cgroup_file);
@@ -668,34 +677,9 @@ cgroup_facts read_cgroup_facts(Reader&& read) {
             out.v2_memory_max = fact<limit>::unknown(why, m2->mount_point + "/cgroup.controllers");
         } else {
             if (!v1_memory) out.memory_path = fact<std::string>::of(loc.directory, cgroup_file + " + " + mountinfo_file);
-            limit best = limit::none();
-            std::string best_source = loc.directory == loc.mount_point
-                                          ? loc.mount_point + " (root cgroup: no memory.max)"
-                                          : loc.directory + "/memory.max";
-            std::string first_error;
-            for (const std::string& dir : walk_up(loc.directory, loc.mount_point)) {
-                if (dir == loc.mount_point) break;  // the root cgroup has no memory.max
-                std::string file = dir + "/memory.max";
-                fact<std::string> text = read(file);
-                if (!text) {
-                    if (first_error.empty()) first_error = file + ": " + text.reason;
-                    continue;
-                }
-                fact<limit> l = parse_cgroup_v2_memory_max(text.value);
-                if (!l) {
-                    if (first_error.empty()) first_error = file + ": " + l.reason;
-                    continue;
-                }
-                if (l.value.below(best)) {
-                    best = l.value;
-                    best_source = file;
-                }
-            }
-            if (!first_error.empty() && best.unlimited)
-                out.v2_memory_max = fact<limit>::unknown(first_error, loc.directory);
-            else
-                out.v2_memory_max = fact<limit>::of(best, best_source);
-            if (!loc.note.empty() && out.v2_memory_max) out.v2_memory_max.source += " (" + loc.note + ")";
+            out.v2_memory_max =
+                smallest_limit_on_path(read, loc, m2->root != "/", "memory.max", parse_cgroup_v2_memory_max);
+            if (!loc.note.empty()) out.v2_memory_max.source += " (" + loc.note + ")";
         }
     }
     if (!out.memory_path.known && out.memory_path.reason.empty())
@@ -735,7 +719,7 @@ cgroup_facts read_cgroup_facts(Reader&& read) {
     } else if (v2 && m2) {
         cgroup_location loc = locate_cgroup(*m2, v2->path);
         for (const std::string& dir : walk_up(loc.directory, loc.mount_point)) {
-            if (dir == loc.mount_point) break;
+            if (dir == loc.mount_point && m2->root == "/") break;  // the root cgroup has no cpu.max
             fact<std::string> t = read(dir + "/cpu.max");
             if (!t) continue;  // absent when the cpu controller is not enabled here
             consider(parse_cgroup_v2_cpu_max(t.value), dir + "/cpu.max");
