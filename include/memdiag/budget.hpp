@@ -433,7 +433,7 @@ inline thread_state* push_scope(scope_link& l) noexcept {
     l.start_freed = s->bytes_freed;
     l.outer = s->scopes;
     s->scopes = &l;
-    ++s->armed;
+    arm_thread();
     return s;
 }
 
@@ -444,7 +444,7 @@ inline void pop_scope(thread_state* s, scope_link& l) noexcept {
     for (scope_link** p = &s->scopes; *p != nullptr; p = &(*p)->outer) {
         if (*p == &l) {
             *p = l.outer;
-            --s->armed;
+            disarm_thread();
             return;
         }
     }
@@ -729,14 +729,14 @@ injection_result run_with_injection(F& f, Check& after_failure, std::uint64_t fa
         scoped_budget scope{limits{}, "fault_injection"};
         void* previous = s->injection;
         s->injection = &inj;
-        ++s->armed;
+        arm_thread();
 #if MEMDIAG_HAS_EXCEPTIONS
         try {
             f();
         } catch (const std::bad_alloc&) {
             if (!inj.fired) {
                 s->injection = previous;
-                --s->armed;
+                disarm_thread();
                 throw;  // a real failure, not ours
             }
             failed = true;
@@ -746,7 +746,7 @@ injection_result run_with_injection(F& f, Check& after_failure, std::uint64_t fa
         failed = inj.fired;
 #endif
         s->injection = previous;
-        --s->armed;
+        disarm_thread();
         used = scope.used();
     }
     if (failed) {

@@ -29,7 +29,7 @@ namespace memdiag {
 namespace detail {
 
 /// Slow-path handlers installed by higher layers (budget.hpp, heap_profile.hpp).
-/// Events reach them only while the thread is armed or a global_slow bit is set.
+/// Events reach them only while the thread is armed (guards) or a global_slow bit is set.
 struct event_handlers {
     /// May the allocation proceed? May throw when may_throw (a budget's throw policy).
     std::atomic<bool (*)(thread_state*, tracker_slot&, std::size_t, bool)> budget_admit{nullptr};
@@ -44,9 +44,9 @@ struct event_handlers {
 };
 inline event_handlers g_handlers;
 
-/// True when the calling thread's events need the slow path.
-MEMDIAG_ALWAYS_INLINE bool needs_slow_path(const thread_state* s) noexcept {
-    return ((s != nullptr ? s->armed : 0u) | g_registry.global_slow.load(std::memory_order_relaxed)) != 0;
+/// True when some facility needs every thread's events on the slow path.
+MEMDIAG_ALWAYS_INLINE bool global_slow_path() noexcept {
+    return g_registry.global_slow.load(std::memory_order_relaxed) != 0;
 }
 
 MEMDIAG_COLD inline bool admit_slow(tracker_slot& t, std::size_t size, bool may_throw) {
@@ -128,9 +128,9 @@ MEMDIAG_COLD inline void count_shared(tracker_slot& t, std::size_t size, bool al
 /// it as its contract says); with may_throw, a budget may throw instead.
 MEMDIAG_ALWAYS_INLINE bool admit_allocation(tracker_slot& t, std::size_t size, bool may_throw) {
 #if MEMDIAG_ENABLED
-    const thread_head& h = tls_head;
-    if ((h.internal_depth | h.event_depth) != 0) return true;
-    if (MEMDIAG_LIKELY(!needs_slow_path(h.state))) return true;
+    const std::uint64_t guards = tls_head.guards;
+    if (MEMDIAG_LIKELY(guards == 0 && !global_slow_path())) return true;
+    if (in_internal_section(guards) || in_nested_event(guards)) return true;
     return admit_slow(t, size, may_throw);
 #else
     (void)t, (void)size, (void)may_throw;
@@ -138,28 +138,67 @@ MEMDIAG_ALWAYS_INLINE bool admit_allocation(tracker_slot& t, std::size_t size, b
 #endif
 }
 
+/// Counts an allocation in the calling thread's shard. Plain arithmetic first,
+/// then the owner-only atomic stores, so nothing is reloaded from memory.
+MEMDIAG_ALWAYS_INLINE void shard_allocated(shard& sh, tracker_slot& t, std::size_t size) noexcept {
+    const auto r = std::memory_order_relaxed;
+    const std::int64_t drift = sh.drift + static_cast<std::int64_t>(size);
+    const std::int64_t candidate = sh.published + drift;
+    sh.drift = drift;
+    sh.allocations.store(sh.allocations.load(r) + 1, r);
+    sh.bytes_allocated.store(sh.bytes_allocated.load(r) + size, r);
+    if (candidate > static_cast<std::int64_t>(sh.peak.load(r))) sh.peak.store(static_cast<std::uint64_t>(candidate), r);
+    if (MEMDIAG_UNLIKELY(drift > MEMDIAG_PEAK_PUBLISH_BYTES)) publish_drift(sh, t);
+}
+
+/// Counts a deallocation in the calling thread's shard.
+MEMDIAG_ALWAYS_INLINE void shard_freed(shard& sh, tracker_slot& t, std::size_t size) noexcept {
+    const auto r = std::memory_order_relaxed;
+    const std::int64_t drift = sh.drift - static_cast<std::int64_t>(size);
+    sh.drift = drift;
+    sh.deallocations.store(sh.deallocations.load(r) + 1, r);
+    sh.bytes_freed.store(sh.bytes_freed.load(r) + size, r);
+    if (MEMDIAG_UNLIKELY(drift < -MEMDIAG_PEAK_PUBLISH_BYTES)) publish_drift(sh, t);
+}
+
+/// Everything record_allocation does off the fast path.
+MEMDIAG_COLD inline void record_allocation_slow(tracker_slot& t, void* p, std::size_t size) noexcept {
+    const std::uint64_t guards = tls_head.guards;
+    if (in_internal_section(guards)) return;
+    thread_state* s = current_thread_state();
+    if (s != nullptr && t.shard_index >= 0) shard_allocated(s->shards[t.shard_index], t, size);
+    else count_shared(t, size, true);
+    if (in_nested_event(guards) || s == nullptr) return;
+    ++s->allocations;
+    s->bytes_allocated += size;
+    allocated_slow(s, p, size);
+}
+
+/// Everything record_deallocation does off the fast path.
+MEMDIAG_COLD inline void record_deallocation_slow(tracker_slot& t, void* p, std::size_t size) noexcept {
+    const std::uint64_t guards = tls_head.guards;
+    if (in_internal_section(guards)) return;
+    thread_state* s = current_thread_state();
+    if (s != nullptr && t.shard_index >= 0) shard_freed(s->shards[t.shard_index], t, size);
+    else count_shared(t, size, false);
+    if (in_nested_event(guards) || s == nullptr) return;
+    ++s->deallocations;
+    s->bytes_freed += size;
+    freed_slow(s, p, size);
+}
+
 /// Step 2 of an allocation, after it succeeded: count it.
 MEMDIAG_ALWAYS_INLINE void record_allocation(tracker_slot& t, void* p, std::size_t size) noexcept {
 #if MEMDIAG_ENABLED
     const thread_head& h = tls_head;
-    if (h.internal_depth != 0) return;
-    thread_state* s = current_thread_state();
-    if (MEMDIAG_LIKELY(s != nullptr && t.shard_index >= 0)) {
-        shard& sh = s->shards[t.shard_index];
-        owner_add(sh.allocations, 1);
-        owner_add(sh.bytes_allocated, size);
-        sh.drift += static_cast<std::int64_t>(size);
-        const std::int64_t candidate = sh.published + sh.drift;
-        if (candidate > static_cast<std::int64_t>(sh.peak.load(std::memory_order_relaxed)))
-            sh.peak.store(static_cast<std::uint64_t>(candidate), std::memory_order_relaxed);
-        if (MEMDIAG_UNLIKELY(sh.drift > MEMDIAG_PEAK_PUBLISH_BYTES)) publish_drift(sh, t);
-    } else {
-        count_shared(t, size, true);
+    thread_state* s = h.state;
+    if (MEMDIAG_LIKELY(s != nullptr && h.guards == 0 && t.shard_index >= 0 && !global_slow_path())) {
+        shard_allocated(s->shards[t.shard_index], t, size);
+        ++s->allocations;
+        s->bytes_allocated += size;
+        return;
     }
-    if (h.event_depth != 0 || s == nullptr) return;
-    ++s->allocations;
-    s->bytes_allocated += size;
-    if (MEMDIAG_UNLIKELY(needs_slow_path(s))) allocated_slow(s, p, size);
+    record_allocation_slow(t, p, size);
 #else
     (void)t, (void)p, (void)size;
 #endif
@@ -169,21 +208,14 @@ MEMDIAG_ALWAYS_INLINE void record_allocation(tracker_slot& t, void* p, std::size
 MEMDIAG_ALWAYS_INLINE void record_deallocation(tracker_slot& t, void* p, std::size_t size) noexcept {
 #if MEMDIAG_ENABLED
     const thread_head& h = tls_head;
-    if (h.internal_depth != 0) return;
-    thread_state* s = current_thread_state();
-    if (MEMDIAG_LIKELY(s != nullptr && t.shard_index >= 0)) {
-        shard& sh = s->shards[t.shard_index];
-        owner_add(sh.deallocations, 1);
-        owner_add(sh.bytes_freed, size);
-        sh.drift -= static_cast<std::int64_t>(size);
-        if (MEMDIAG_UNLIKELY(sh.drift < -MEMDIAG_PEAK_PUBLISH_BYTES)) publish_drift(sh, t);
-    } else {
-        count_shared(t, size, false);
+    thread_state* s = h.state;
+    if (MEMDIAG_LIKELY(s != nullptr && h.guards == 0 && t.shard_index >= 0 && !global_slow_path())) {
+        shard_freed(s->shards[t.shard_index], t, size);
+        ++s->deallocations;
+        s->bytes_freed += size;
+        return;
     }
-    if (h.event_depth != 0 || s == nullptr) return;
-    ++s->deallocations;
-    s->bytes_freed += size;
-    if (MEMDIAG_UNLIKELY(needs_slow_path(s))) freed_slow(s, p, size);
+    record_deallocation_slow(t, p, size);
 #else
     (void)t, (void)p, (void)size;
 #endif
@@ -194,8 +226,8 @@ MEMDIAG_ALWAYS_INLINE void record_deallocation(tracker_slot& t, void* p, std::si
 /// are not charged to budgets or sampled a second time.
 class nested_event {
 public:
-    nested_event() noexcept { ++tls_head.event_depth; }
-    ~nested_event() { --tls_head.event_depth; }
+    nested_event() noexcept { tls_head.guards += guard_event; }
+    ~nested_event() { tls_head.guards -= guard_event; }
     nested_event(const nested_event&) = delete;
     nested_event& operator=(const nested_event&) = delete;
 };

@@ -14,8 +14,8 @@ namespace detail {
 /// RAII marker: memdiag's own work runs on this thread while it lives.
 class internal_section {
 public:
-    internal_section() noexcept { ++tls_head.internal_depth; }
-    ~internal_section() { --tls_head.internal_depth; }
+    internal_section() noexcept { tls_head.guards += guard_internal; }
+    ~internal_section() { tls_head.guards -= guard_internal; }
     internal_section(const internal_section&) = delete;
     internal_section& operator=(const internal_section&) = delete;
 };

@@ -106,9 +106,6 @@ struct thread_state {
     std::uint64_t bytes_allocated = 0;
     std::uint64_t bytes_freed = 0;
 
-    /// Non-zero when this thread's events must take the slow path (scopes,
-    /// fault injection). The owner sets it; nobody else touches it.
-    unsigned armed = 0;
     scope_link* scopes = nullptr;  ///< innermost budget scope of this thread
     void* injection = nullptr;     ///< active fault injection (budget.hpp)
     std::int64_t sample_countdown = 0;  ///< bytes until the next heap-profile sample
@@ -122,15 +119,31 @@ struct thread_state {
 /// Lifecycle of a thread as the hooks see it.
 enum thread_phase : unsigned char { phase_fresh = 0, phase_initializing, phase_active, phase_exited };
 
+/// Units of thread_head::guards. One word, so the hot path tests one value:
+/// zero means "count on the fast path".
+enum : std::uint64_t {
+    guard_internal = 1,                  ///< bits 0-15: memdiag's own work; events pass unobserved
+    guard_event = std::uint64_t{1} << 16,  ///< bits 16-31: inside an outer event; nested events only count
+    guard_armed = std::uint64_t{1} << 32   ///< bits 32-63: scopes / fault injection need the slow path
+};
+
 /// Trivially constructible per-thread head: initial-exec TLS, no TLS wrapper calls.
 struct thread_head {
     thread_state* state;
+    std::uint64_t guards;
     unsigned char phase;
-    int internal_depth;  ///< > 0: memdiag's own work; events pass unobserved
-    int event_depth;     ///< > 0: inside an outer event; nested events only count
 };
 
-inline thread_local thread_head tls_head MEMDIAG_TLS_FAST = {nullptr, phase_fresh, 0, 0};
+inline thread_local thread_head tls_head MEMDIAG_TLS_FAST = {nullptr, 0, phase_fresh};
+
+/// True inside an internal_section.
+MEMDIAG_ALWAYS_INLINE bool in_internal_section(std::uint64_t guards) noexcept { return (guards & 0xffffu) != 0; }
+/// True inside an outer event (nested_event).
+MEMDIAG_ALWAYS_INLINE bool in_nested_event(std::uint64_t guards) noexcept { return (guards & 0xffff0000u) != 0; }
+/// Makes this thread's events take the slow path (a scope or injection begins).
+inline void arm_thread() noexcept { tls_head.guards += guard_armed; }
+/// Undoes one arm_thread().
+inline void disarm_thread() noexcept { tls_head.guards -= guard_armed; }
 
 /// Process-wide bookkeeping, all constant-initialized so it works before main
 /// and after static destruction.
