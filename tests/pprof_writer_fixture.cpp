@@ -122,7 +122,10 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < n; ++i) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         std::size_t depth = 1 + x % 16;
-        for (std::size_t f = 0; f < depth; ++f) stacks[i][f] = pool[(x >> (4 * f + 8)) % pool_size];
+        for (std::size_t f = 0; f < depth; ++f) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            stacks[i][f] = pool[(x >> 8) % pool_size];
+        }
         std::int64_t bytes = 64 * static_cast<std::int64_t>(i % 10 + 1);
         bool live = i % 2 == 0;
         large[i] = {stacks[i], depth, 1, bytes, live ? 1 : 0, live ? bytes : 0};
