@@ -3,11 +3,20 @@
 // The global hook counts a block by the size the C allocator reserved for it,
 // read again when it is freed, so allocation and free always balance without
 // a side table (unsized operator delete does not say the size).
+//
+// With glibc's malloc in use, the size is read from the block's own chunk
+// header: malloc_usable_size also inspects the next chunk (another cache line)
+// and costs about as much as the rest of the hook. The header layout is
+// checked against malloc_usable_size once before it is trusted; any other
+// malloc (an LD_PRELOADed jemalloc, a sanitizer) uses the library call.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdlib>
 
 #include "../../config.hpp"
+#include "../internal_alloc.hpp"
 
 #if MEMDIAG_OS_LINUX || defined(__FreeBSD__)
 #include <malloc.h>
@@ -25,21 +34,52 @@
 namespace memdiag {
 namespace detail {
 
+#if MEMDIAG_HAS_LIBC_MALLOC
+// glibc chunk header: the size word just before the block; low 3 bits are
+// flags (bit 1: mmapped). Usable bytes are the chunk size minus the header
+// words the block does not own: one for heap chunks, two for mmapped ones.
+inline std::size_t glibc_chunk_usable(const void* p) noexcept {
+    const std::size_t word = static_cast<const std::size_t*>(p)[-1];
+    const std::size_t chunk = word & ~std::size_t{7};
+    return chunk - ((word & 2) != 0 ? 2 * sizeof(std::size_t) : sizeof(std::size_t));
+}
+
+/// -1: not checked yet, 0: use malloc_usable_size, 1: read chunk headers.
+inline std::atomic<int> g_glibc_chunks{-1};
+
+MEMDIAG_COLD inline bool check_glibc_chunks() noexcept {
+    // Only glibc's own malloc has this layout: `malloc` must resolve to it.
+    bool ok = reinterpret_cast<void*>(&::malloc) == reinterpret_cast<void*>(&__libc_malloc);
+    static const std::size_t sizes[] = {1, 24, 100, 1000, 5000, 200000};  // 200000: mmapped
+    for (std::size_t n : sizes) {
+        if (!ok) break;
+        void* p = __libc_malloc(n);
+        if (p == nullptr) return false;
+        ok = glibc_chunk_usable(p) == ::malloc_usable_size(p);
+        __libc_free(p);
+    }
+    g_glibc_chunks.store(ok ? 1 : 0, std::memory_order_relaxed);
+    return ok;
+}
+#endif
+
 /// Bytes usable in a block from malloc/aligned allocation; `fallback` where the
 /// platform cannot tell.
 inline std::size_t usable_size(void* p, std::size_t fallback) noexcept {
-#if MEMDIAG_OS_LINUX || defined(__FreeBSD__)
+#if MEMDIAG_HAS_LIBC_MALLOC
+    (void)fallback;
+    const int mode = g_glibc_chunks.load(std::memory_order_relaxed);
+    if (MEMDIAG_LIKELY(mode == 1) || (mode < 0 && check_glibc_chunks())) return glibc_chunk_usable(p);
+    return ::malloc_usable_size(p);
+#elif MEMDIAG_OS_LINUX || defined(__FreeBSD__)
     (void)fallback;
     return ::malloc_usable_size(p);
 #elif MEMDIAG_OS_DARWIN
     (void)fallback;
     return ::malloc_size(p);
-#elif MEMDIAG_OS_WINDOWS
-    (void)p;
-    return fallback;  // _msize does not apply to _aligned_malloc blocks; requested size instead
 #else
     (void)p;
-    return fallback;
+    return fallback;  // Windows: _msize does not apply to _aligned_malloc blocks
 #endif
 }
 
