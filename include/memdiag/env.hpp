@@ -56,11 +56,11 @@ inline std::string format_bytes(std::uint64_t bytes) {
 /// Parses a size such as "4096", "512M", "8G", "1.5GiB" (binary units; case
 /// ignored). Returns unknown with the reason on anything else.
 inline fact<std::uint64_t> parse_size(std::string_view text) {
-    std::string_view s = detail::env_parse::trim(text);
+    std::string_view s = memdiag::detail::env_parse::trim(text);
     std::size_t digits = 0;
     while (digits < s.size() && ((s[digits] >= '0' && s[digits] <= '9') || s[digits] == '.')) ++digits;
     std::string_view number = s.substr(0, digits), unit = s.substr(digits);
-    if (number.empty()) return fact<std::uint64_t>::unknown("not a size: \"" + detail::env_parse::excerpt(s) + "\"");
+    if (number.empty()) return fact<std::uint64_t>::unknown("not a size: \"" + memdiag::detail::env_parse::excerpt(s) + "\"");
     unsigned shift = 0;
     if (!unit.empty()) {
         switch (unit[0] | 0x20) {
@@ -70,22 +70,23 @@ inline fact<std::uint64_t> parse_size(std::string_view text) {
             case 'g': shift = 30; break;
             case 't': shift = 40; break;
             case 'p': shift = 50; break;
-            default: return fact<std::uint64_t>::unknown("unknown unit \"" + detail::env_parse::excerpt(unit) + "\"");
+            default: return fact<std::uint64_t>::unknown("unknown unit \"" + memdiag::detail::env_parse::excerpt(unit) + "\"");
         }
         std::string_view rest = unit.substr(1);
-        if (!(rest.empty() || rest == "B" || rest == "b" || rest == "iB" || rest == "ib" || (shift == 0 && rest.empty())))
-            return fact<std::uint64_t>::unknown("unknown unit \"" + detail::env_parse::excerpt(unit) + "\"");
+        bool suffix_ok = rest.empty() || (shift != 0 && (rest == "B" || rest == "b" || rest == "iB" || rest == "ib"));
+        if (!suffix_ok)
+            return fact<std::uint64_t>::unknown("unknown unit \"" + memdiag::detail::env_parse::excerpt(unit) + "\"");
     }
     std::size_t dot = number.find('.');
-    fact<std::uint64_t> whole = detail::env_parse::parse_u64(number.substr(0, dot));
+    fact<std::uint64_t> whole = memdiag::detail::env_parse::parse_u64(number.substr(0, dot));
     if (!whole) return fact<std::uint64_t>::unknown("not a size: " + whole.reason);
     if (shift && whole.value > (UINT64_MAX >> shift)) return fact<std::uint64_t>::unknown("size overflows 64 bits");
     std::uint64_t bytes = whole.value << shift;
     if (dot != std::string_view::npos) {
         std::string_view frac = number.substr(dot + 1);
         if (frac.empty() || frac.size() > 6 || frac.find('.') != std::string_view::npos)
-            return fact<std::uint64_t>::unknown("bad fraction in \"" + detail::env_parse::excerpt(s) + "\"");
-        fact<std::uint64_t> f = detail::env_parse::parse_u64(frac);
+            return fact<std::uint64_t>::unknown("bad fraction in \"" + memdiag::detail::env_parse::excerpt(s) + "\"");
+        fact<std::uint64_t> f = memdiag::detail::env_parse::parse_u64(frac);
         if (!f) return fact<std::uint64_t>::unknown("bad fraction: " + f.reason);
         std::uint64_t scale = 1;
         for (std::size_t i = 0; i < frac.size(); ++i) scale *= 10;
@@ -164,7 +165,11 @@ struct effective_limit_info {
 };
 
 /// How serious a check result is.
-enum class severity { ok, warning, failure };
+enum class severity {
+    ok,       ///< nothing to do
+    warning,  ///< works, but a person should look (the advice says what to do)
+    failure   ///< the requirement is not met
+};
 
 /// Returns "ok", "warning" or "failure".
 inline const char* to_string(severity s) noexcept {
@@ -623,7 +628,9 @@ inline std::string report::to_json(const std::vector<check>& checks) const {
     out += ",\n  \"effective_limit\": {\"key\": \"" + json_escape(e.key) + "\", \"known\": " +
            (e.value.known ? "true" : "false");
     if (e.value.known) out += ", \"bytes\": " + std::to_string(e.value.value.bytes);
-    out += ", \"source\": \"" + json_escape(e.value.source) + "\"}";
+    out += ", \"source\": \"" + json_escape(e.value.source) + "\"";
+    if (!e.value.known) out += ", \"reason\": \"" + json_escape(e.value.reason) + "\"";
+    out += "}";
     if (!checks.empty()) {
         out += ",\n  \"checks\": [\n";
         for (std::size_t n = 0; n < checks.size(); ++n)
