@@ -36,6 +36,9 @@ if [ "$(uname -s)" != Linux ]; then
     exit 77
 fi
 [ -x "$report" ] || { echo "FAIL: $report is not an executable"; exit 1; }
+if [ -n "$report32" ] && [ ! -x "$report32" ]; then echo "FAIL: $report32 is not an executable"; exit 1; fi
+case "$report" in */*) ;; *) report=./$report ;; esac
+case "$report32" in "" | */*) ;; *) report32=./$report32 ;; esac
 
 # ---- the report runs and agrees with independent sources -------------------
 if "$report" > "$tmp/report.txt" 2> "$tmp/report.err"; then
