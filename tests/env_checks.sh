@@ -173,7 +173,7 @@ if [ $failures -gt 0 ]; then
     exit 1
 fi
 if [ $skipped -gt 0 ]; then
-    echo "env_checks: passed, but $skipped part(s) skipped for a missing tool"
+    echo "env_checks: passed, but $skipped part(s) skipped (see SKIP above)"
     exit 77
 fi
 echo "env_checks: all passed"
