@@ -11,3 +11,4 @@
 #include "allocator.hpp"
 #include "resource.hpp"
 #include "budget.hpp"
+#include "env.hpp"
