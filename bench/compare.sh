@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# bench/compare.sh - memdiag against other memory tools on one workload, side by side.
+#
+# Builds bench/workload.cpp (plain, and with memdiag counting / sampling / exact),
+# then runs every row interleaved, REPS times, and reports the median wall time,
+# CPU time (user + sys) and peak RSS of each, with ratios to the plain run.
+#
+#   bench/compare.sh [--reps N] [--rounds N] [--threads N] [--out FILE] [--quick]
+#
+# --quick skips the slow tools (massif, gperftools, jemalloc profiling).
+# Installs what it needs from Debian's packages (scripts/setup-deps.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+reps=3 rounds=400 threads=2 out=build/compare/results.md quick=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --reps) reps=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --quick) quick=1; shift ;;
+    *) echo "usage: $0 [--reps N] [--rounds N] [--threads N] [--out FILE] [--quick]" >&2; exit 2 ;;
+  esac
+done
+
+bash scripts/setup-deps.sh time heaptrack valgrind libgoogle-perftools4 libjemalloc2
+dir=$root/build/compare
+mkdir -p "$dir"
+CXX=${CXX:-g++}
+flags=(-std=c++17 -O2 -g -fno-omit-frame-pointer -I"$root/include" -pthread)
+echo "building the workload variants with $CXX"
+"$CXX" "${flags[@]}" bench/workload.cpp -o "$dir/plain"
+"$CXX" "${flags[@]}" -DMEMDIAG_WORKLOAD_HOOK bench/workload.cpp -o "$dir/count" -ldl
+have_profiler=0
+if [ -f include/memdiag/heap_profile.hpp ]; then
+  have_profiler=1
+  "$CXX" "${flags[@]}" -DMEMDIAG_WORKLOAD_HOOK -DMEMDIAG_WORKLOAD_INTERVAL=524288 bench/workload.cpp -o "$dir/sample" -ldl
+  "$CXX" "${flags[@]}" -DMEMDIAG_WORKLOAD_HOOK -DMEMDIAG_WORKLOAD_INTERVAL=1 bench/workload.cpp -o "$dir/exact" -ldl
+fi
+libdir=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+tcmalloc=$(ls "$libdir"/libtcmalloc.so.4 2>/dev/null || true)
+jemalloc=$(ls "$libdir"/libjemalloc.so.2 2>/dev/null || true)
+args=(--rounds "$rounds" --threads "$threads")
+
+# Rows: name | command (run through env, so VAR=value prefixes work).
+rows=("plain|$dir/plain"
+      "memdiag, counting (global hook)|$dir/count")
+if [ $have_profiler = 1 ]; then
+  rows+=("memdiag, sampling 512 KiB|$dir/sample"
+         "memdiag, exact (every allocation)|$dir/exact")
+fi
+rows+=("heaptrack|heaptrack -o $dir/heaptrack.out $dir/plain")
+if [ $quick = 0 ]; then
+  rows+=("valgrind massif|valgrind --tool=massif --massif-out-file=$dir/massif.out $dir/plain")
+  [ -n "$tcmalloc" ] && rows+=("gperftools heap profiler|LD_PRELOAD=$tcmalloc HEAPPROFILE=$dir/gperf $dir/plain")
+  if [ -n "$jemalloc" ]; then
+    rows+=("jemalloc (no profiling)|LD_PRELOAD=$jemalloc $dir/plain"
+           "jemalloc, profiling 512 KiB|LD_PRELOAD=$jemalloc MALLOC_CONF=prof:true,lg_prof_sample:19 $dir/plain"
+           "jemalloc, profiling every allocation|LD_PRELOAD=$jemalloc MALLOC_CONF=prof:true,lg_prof_sample:0 $dir/plain")
+  fi
+fi
+
+results=$dir/runs.txt
+: >"$results"
+for rep in $(seq 1 "$reps"); do
+  for row in "${rows[@]}"; do
+    name=${row%%|*} cmd=${row#*|}
+    rm -f "$dir"/heaptrack.out* "$dir"/gperf.* "$dir"/massif.out jeprof.*.heap 2>/dev/null || true
+    # wall seconds, user seconds, sys seconds, max RSS KiB
+    if ! /usr/bin/time -o "$dir/time.txt" -f "%e %U %S %M" env $cmd "${args[@]}" >/dev/null 2>"$dir/stderr.txt"; then
+      echo "FAILED: $name ($cmd)" >&2
+      sed 's/^/  /' "$dir/stderr.txt" | tail -5 >&2
+      exit 1
+    fi
+    m=$(tail -n 1 "$dir/time.txt")
+    echo "$name|$m" >>"$results"
+    printf '  rep %s  %-40s %s\n' "$rep" "$name" "$m"
+  done
+done
+rm -f jeprof.*.heap 2>/dev/null || true
+
+mkdir -p "$(dirname "$out")"
+machine="$(nproc) CPUs, $(awk '/model name/{$1=$2=$3="";print;exit}' /proc/cpuinfo | sed 's/^ *//'), $(uname -sr)"
+python3 - "$results" "$out" "$reps" "$rounds" "$threads" "$machine" "$CXX" <<'PY'
+import statistics, sys, datetime
+results, out, reps, rounds, threads, machine, cxx = sys.argv[1:]
+rows, order = {}, []
+for line in open(results):
+    name, m = line.rstrip("\n").split("|")
+    parts = m.split()
+    if len(parts) != 4:
+        continue
+    wall, user, sys_, rss = map(float, parts)
+    if name not in rows:
+        rows[name] = []; order.append(name)
+    rows[name].append((wall, user + sys_, rss))
+med = {n: tuple(statistics.median(v[i] for v in rows[n]) for i in range(3)) for n in order}
+base = med.get("plain")
+lines = [f"Workload `bench/workload.cpp` ({rounds} rounds, {threads} threads), {cxx} -O2, "
+         f"median of {reps} interleaved runs, {datetime.date.today()}, {machine}.", "",
+         "| tool | wall s | wall vs plain | CPU s | CPU vs plain | peak RSS MiB |",
+         "|---|---:|---:|---:|---:|---:|"]
+for n in order:
+    w, c, r = med[n]
+    lines.append(f"| {n} | {w:.2f} | {w / base[0]:.2f}x | {c:.2f} | {c / base[1]:.2f}x | {r / 1024:.0f} |")
+open(out, "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY
+echo "table written to $out"
