@@ -185,7 +185,7 @@ inline bool find_build_id(const unsigned char* p, std::size_t size, std::size_t 
     align = align == 8 ? 8 : 4;  // notes are 4-aligned, or 8 in 8-aligned segments
     const auto up = [align](std::size_t v) { return (v + align - 1) & ~(align - 1); };
     std::size_t pos = 0;
-    while (size - pos >= sizeof(ElfW(Nhdr)) && pos <= size) {
+    while (pos <= size && size - pos >= sizeof(ElfW(Nhdr))) {
         ElfW(Nhdr) h;
         std::memcpy(&h, p + pos, sizeof h);
         const std::size_t name_at = pos + sizeof h;
