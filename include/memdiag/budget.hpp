@@ -264,15 +264,23 @@ MEMDIAG_COLD inline bool on_breach(scope_link& l, breach_info& info, bool may_th
     info.budget_name = l.name;
     info.where = l.where;
     info.process_wide = l.process_wide;
+    if (l.policy == breach_policy::throw_exception) {
+        if (!may_throw) return false;
+#if MEMDIAG_HAS_EXCEPTIONS
+        // The exception object comes from malloc and is freed by whoever catches
+        // it, where memdiag counts the free: count its allocation too (trackers
+        // stay balanced), but as a nested event, so budgets are not charged
+        // (which would breach again) and fault injection does not fail it.
+        nested_event counted_not_charged;
+        throw budget_exceeded(info);
+#else
+        return false;
+#endif
+    }
     internal_section quiet;  // reporting must not count, nor recurse into the budget
     switch (l.policy) {
         case breach_policy::throw_exception:
-            if (!may_throw) return false;
-#if MEMDIAG_HAS_EXCEPTIONS
-            throw budget_exceeded(info);
-#else
-            return false;
-#endif
+            return false;  // handled above
         case breach_policy::report: {
             const unsigned bit = 1u << static_cast<unsigned>(info.which);
             if ((l.reported.fetch_or(bit) & bit) == 0) {
@@ -397,8 +405,23 @@ inline void budget_count(thread_state* s, std::size_t size, bool allocation) noe
 inline void budget_allocated(thread_state* s, std::size_t size) { budget_count(s, size, true); }
 inline void budget_freed(thread_state* s, std::size_t size) { budget_count(s, size, false); }
 
+/// The process-scope lock must not be held by a thread that does not exist in
+/// a forked child: hold it across fork(). It is taken before the registry lock
+/// (a breach inside it may create the thread's state), so its prepare handler
+/// must run first: registered after the registry's.
+inline void ensure_budget_fork_handlers() noexcept {
+#if MEMDIAG_POSIX
+    static std::atomic<bool> registered{false};
+    if (registered.load(std::memory_order_acquire) || registered.exchange(true)) return;
+    ensure_fork_handlers();
+    pthread_atfork([] { g_process_scopes_lock.lock(); }, [] { g_process_scopes_lock.unlock(); },
+                   [] { g_process_scopes_lock.unlock(); });
+#endif
+}
+
 /// Installs the budget handlers into the event path (idempotent).
 inline void install_budget_handlers() noexcept {
+    ensure_budget_fork_handlers();
     g_handlers.budget_admit.store(&budget_admit, std::memory_order_release);
     g_handlers.budget_allocated.store(&budget_allocated, std::memory_order_release);
     g_handlers.budget_freed.store(&budget_freed, std::memory_order_release);
@@ -571,7 +594,7 @@ private:
     }
 
     detail::scope_link link_;
-    detail::thread_state* state_ = nullptr;
+    [[maybe_unused]] detail::thread_state* state_ = nullptr;  // unused under MEMDIAG_DISABLE
     bool finished_ = false;
     int unwinding_at_start_ = std::uncaught_exceptions();
 };
@@ -657,7 +680,7 @@ public:
 private:
     budget_handle handle_;
     detail::scope_link link_;
-    detail::thread_state* state_ = nullptr;
+    [[maybe_unused]] detail::thread_state* state_ = nullptr;  // unused under MEMDIAG_DISABLE
 };
 
 /// Runs f() and returns what it allocated on this thread: allocations,
@@ -727,26 +750,36 @@ injection_result run_with_injection(F& f, Check& after_failure, std::uint64_t fa
     allocation_stats used;
     {
         scoped_budget scope{limits{}, "fault_injection"};
-        void* previous = s->injection;
-        s->injection = &inj;
-        arm_thread();
-#if MEMDIAG_HAS_EXCEPTIONS
-        try {
-            f();
-        } catch (const std::bad_alloc&) {
-            if (!inj.fired) {
+        // Restores the thread however the run ends: `inj` dies with this frame,
+        // also when f throws something other than std::bad_alloc.
+        struct armed_injection {
+            thread_state* s;
+            void* previous;
+            armed_injection(thread_state* st, injection* i) noexcept : s(st), previous(st->injection) {
+                s->injection = i;
+                arm_thread();
+            }
+            ~armed_injection() {
                 s->injection = previous;
                 disarm_thread();
-                throw;  // a real failure, not ours
             }
-            failed = true;
-        }
+            armed_injection(const armed_injection&) = delete;
+            armed_injection& operator=(const armed_injection&) = delete;
+        };
+        {
+            armed_injection armed{s, &inj};
+#if MEMDIAG_HAS_EXCEPTIONS
+            try {
+                f();
+            } catch (const std::bad_alloc&) {
+                if (!inj.fired) throw;  // a real failure, not ours
+                failed = true;
+            }
 #else
-        f();
-        failed = inj.fired;
+            f();
+            failed = inj.fired;
 #endif
-        s->injection = previous;
-        disarm_thread();
+        }
         used = scope.used();
     }
     if (failed) {

@@ -20,13 +20,14 @@ class tracking_resource : public std::pmr::memory_resource {
 public:
     /// Own tracker, upstream new_delete_resource().
     tracking_resource() noexcept : tracking_resource(std::pmr::new_delete_resource()) {}
-    /// Own tracker, the given upstream (which must outlive this resource).
+    /// Own tracker, the given upstream (which must outlive this resource;
+    /// nullptr means new_delete_resource()).
     explicit tracking_resource(std::pmr::memory_resource* upstream) noexcept
-        : own_("tracking_resource"), tracker_(own_), upstream_(upstream) {}
-    /// Counts into `t`, allocating from `upstream`.
+        : own_("tracking_resource"), tracker_(own_), upstream_(or_default(upstream)) {}
+    /// Counts into `t`, allocating from `upstream` (nullptr: new_delete_resource()).
     explicit tracking_resource(tracker_ref t,
                                std::pmr::memory_resource* upstream = std::pmr::new_delete_resource()) noexcept
-        : own_("tracking_resource"), tracker_(t), upstream_(upstream) {}
+        : own_("tracking_resource"), tracker_(t), upstream_(or_default(upstream)) {}
     tracking_resource(const tracking_resource&) = delete;
     tracking_resource& operator=(const tracking_resource&) = delete;
 
@@ -58,6 +59,10 @@ protected:
     bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
 
 private:
+    static std::pmr::memory_resource* or_default(std::pmr::memory_resource* r) noexcept {
+        return r != nullptr ? r : std::pmr::new_delete_resource();
+    }
+
     memdiag::tracker own_;
     tracker_ref tracker_;
     std::pmr::memory_resource* upstream_;

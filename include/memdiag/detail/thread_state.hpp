@@ -226,6 +226,16 @@ inline void register_fork_handlers() noexcept {
 }
 #endif
 
+/// Registers the fork handlers once. Higher layers with locks taken before the
+/// registry's call this before registering their own, so that their prepare
+/// handler runs first (pthread_atfork runs prepare handlers in reverse order).
+inline void ensure_fork_handlers() noexcept {
+#if MEMDIAG_POSIX
+    static std::atomic<bool> registered{false};
+    if (!registered.load(std::memory_order_acquire) && !registered.exchange(true)) register_fork_handlers();
+#endif
+}
+
 /// Retires the thread's state at thread exit. A thread_local object's destructor
 /// runs in every threading model C++ supports; events after it use atomics.
 struct thread_reaper {
@@ -245,10 +255,7 @@ MEMDIAG_COLD inline thread_state* create_thread_state() noexcept {
         return nullptr;
     }
     auto* s = new (mem) thread_state();
-#if MEMDIAG_POSIX
-    static std::atomic<bool> fork_handlers{false};
-    if (!fork_handlers.exchange(true)) register_fork_handlers();
-#endif
+    ensure_fork_handlers();
     {
         spin_guard g(g_registry.lock);
         s->next = g_registry.threads;

@@ -1,0 +1,26 @@
+# tests/reliability.cmake - stress, bad input, exception safety, MEMDIAG_DISABLE and
+# the every-header compile check. Included from tests/CMakeLists.txt.
+
+# Every public header in one TU, compiled in every configuration (the matrix also
+# compiles it with -fno-exceptions, -fno-rtti and for Windows).
+add_library(memdiag_all_headers OBJECT compile/all_headers.cpp)
+target_link_libraries(memdiag_all_headers PRIVATE memdiag::memdiag)
+memdiag_strict(memdiag_all_headers)
+
+# Stress, bad input and exception safety, with the global hook (which stays
+# out under ThreadSanitizer: the same tests then count through trackers only).
+memdiag_test(memdiag_reliability_tests
+  hook_main.cpp
+  test_stress.cpp
+  test_bad_input.cpp
+  test_exception_safety.cpp)
+# Under an emulator (qemu) or a sanitizer the stress runs are scaled down to
+# stay within seconds; MEMDIAG_STRESS_OPS set by hand wins.
+if(CMAKE_CROSSCOMPILING_EMULATOR)
+  set_tests_properties(memdiag_reliability_tests PROPERTIES ENVIRONMENT "MEMDIAG_STRESS_OPS=50000")
+endif()
+
+# MEMDIAG_DISABLE: the same API compiles to no-ops. Its own binary: the macro
+# must be the same in every TU of a program.
+memdiag_test(memdiag_disable_tests test_disable.cpp)
+target_compile_definitions(memdiag_disable_tests PRIVATE MEMDIAG_DISABLE)
