@@ -123,7 +123,7 @@ inline void* hooked_new(std::size_t n, std::size_t align, bool nothrow) {
     }
     for (;;) {
         if (void* p = raw_alloc(n, align)) {
-            record_allocation(slot, p, usable_size(p, n));
+            record_allocation(slot, p, usable_size(p, n), n);
             return p;
         }
         std::new_handler handler = std::get_new_handler();
@@ -224,7 +224,7 @@ inline void* c_alloc(std::size_t n, std::size_t align) noexcept {
         return nullptr;
     }
     void* p = align == 0 ? __libc_malloc(n) : __libc_memalign(align, n);
-    if (p != nullptr) record_allocation(slot, p, usable_size(p, n));
+    if (p != nullptr) record_allocation(slot, p, usable_size(p, n), n);
     return p;
 }
 inline void c_free(void* p) noexcept {
@@ -265,7 +265,7 @@ void* realloc(void* old, std::size_t n) noexcept {
     void* p = __libc_realloc(old, n);
     if (p == nullptr) return nullptr;  // the old block is untouched and still counted
     record_deallocation(g_process_slot, old, old_size);
-    record_allocation(g_process_slot, p, usable_size(p, n));
+    record_allocation(g_process_slot, p, usable_size(p, n), n);
     return p;
 }
 int posix_memalign(void** out, std::size_t align, std::size_t n) noexcept {

@@ -55,10 +55,12 @@ MEMDIAG_COLD inline bool admit_slow(tracker_slot& t, std::size_t size, bool may_
     return admit(current_thread_state(), t, size, may_throw);
 }
 
-MEMDIAG_COLD inline void allocated_slow(thread_state* s, void* p, std::size_t size) noexcept {
+// requested: the size the program asked for (the heap profiler records it);
+// size: what is counted (the global hook counts usable sizes).
+MEMDIAG_COLD inline void allocated_slow(thread_state* s, void* p, std::size_t size, std::size_t requested) noexcept {
     if (auto f = g_handlers.budget_allocated.load(std::memory_order_acquire)) f(s, size);
     if (g_registry.global_slow.load(std::memory_order_relaxed) & slow_profiler) {
-        if (auto f = g_handlers.profile_allocated.load(std::memory_order_acquire)) f(s, p, size);
+        if (auto f = g_handlers.profile_allocated.load(std::memory_order_acquire)) f(s, p, requested);
     }
 }
 
@@ -162,7 +164,8 @@ MEMDIAG_ALWAYS_INLINE void shard_freed(shard& sh, tracker_slot& t, std::size_t s
 }
 
 /// Everything record_allocation does off the fast path.
-MEMDIAG_COLD inline void record_allocation_slow(tracker_slot& t, void* p, std::size_t size) noexcept {
+MEMDIAG_COLD inline void record_allocation_slow(tracker_slot& t, void* p, std::size_t size,
+                                               std::size_t requested) noexcept {
     const std::uint64_t guards = tls_head.guards;
     if (in_internal_section(guards)) return;
     thread_state* s = current_thread_state();
@@ -171,7 +174,7 @@ MEMDIAG_COLD inline void record_allocation_slow(tracker_slot& t, void* p, std::s
     if (in_nested_event(guards) || s == nullptr) return;
     ++s->allocations;
     s->bytes_allocated += size;
-    allocated_slow(s, p, size);
+    allocated_slow(s, p, size, requested);
 }
 
 /// Everything record_deallocation does off the fast path.
@@ -187,8 +190,10 @@ MEMDIAG_COLD inline void record_deallocation_slow(tracker_slot& t, void* p, std:
     freed_slow(s, p, size);
 }
 
-/// Step 2 of an allocation, after it succeeded: count it.
-MEMDIAG_ALWAYS_INLINE void record_allocation(tracker_slot& t, void* p, std::size_t size) noexcept {
+/// Step 2 of an allocation, after it succeeded: count it. `requested` (0: same
+/// as size) is the size the program asked for, when size is a usable size.
+MEMDIAG_ALWAYS_INLINE void record_allocation(tracker_slot& t, void* p, std::size_t size,
+                                             std::size_t requested = 0) noexcept {
 #if MEMDIAG_ENABLED
     const thread_head& h = tls_head;
     thread_state* s = h.state;
@@ -198,9 +203,9 @@ MEMDIAG_ALWAYS_INLINE void record_allocation(tracker_slot& t, void* p, std::size
         s->bytes_allocated += size;
         return;
     }
-    record_allocation_slow(t, p, size);
+    record_allocation_slow(t, p, size, requested != 0 ? requested : size);
 #else
-    (void)t, (void)p, (void)size;
+    (void)t, (void)p, (void)size, (void)requested;
 #endif
 }
 
