@@ -1,46 +1,114 @@
 #!/usr/bin/env bash
 # scripts/matrix.sh - the build matrix CI runs after scripts/test.sh: compilers,
-# language standards, sanitizers, and projects consuming memdiag.
+# language standards, sanitizers, 32-bit and aarch64 (under qemu), builds without
+# exceptions or RTTI, a Windows compile check, MEMDIAG_DISABLE, the fuzz targets,
+# and projects consuming memdiag.
 #
 # Usage: scripts/matrix.sh [NAME...]   (default: every configuration)
+#        scripts/matrix.sh --list
+# Environment: MEMDIAG_JOBS (parallel jobs), MEMDIAG_FUZZ_SECONDS (per fuzz
+# target, default 10), MEMDIAG_MATRIX_DIR (build root, default build/matrix).
+# Each configuration prints its wall time; a summary table ends the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 jobs=${MEMDIAG_JOBS:-$(nproc)}
+out=${MEMDIAG_MATRIX_DIR:-build/matrix}
+case $out in /*) ;; *) out=$root/$out ;; esac
+all_configs=(gcc-17 gcc-20 clang-17 clang-20 asan tsan m32 aarch64 no-exceptions no-rtti disable headers mingw fuzz
+  consumers)
+
+if [ "${1:-}" = "--list" ]; then
+  printf '%s\n' "${all_configs[@]}"
+  exit 0
+fi
+
 bash scripts/setup-deps.sh cmake ninja-build catch2 meson pkg-config clang
 
+# Packages a configuration needs beyond the base set, installed on first use.
+# The 32-bit pieces are the versioned g++-N-multilib, not the g++-multilib
+# metapackage: that one conflicts with the cross compilers (installing either
+# would remove the other), and its only file, the /usr/include/asm link, is
+# recreated per build by cmake/toolchains/i686-m32.cmake and m32_flags below.
+gxx_major=$(g++ -dumpversion | cut -d. -f1)
+deps_for() {
+  case $1 in
+    m32) bash scripts/setup-deps.sh "g++-$gxx_major-multilib" ;;
+    aarch64) bash scripts/setup-deps.sh g++-aarch64-linux-gnu qemu-user ;;
+    mingw) bash scripts/setup-deps.sh g++-mingw-w64-x86-64 ;;
+    fuzz|asan|tsan) bash scripts/setup-deps.sh "libclang-rt-$(clang++ -dumpversion | cut -d. -f1)-dev" 2>/dev/null ||
+      bash scripts/setup-deps.sh clang ;;
+  esac
+}
+
+# -m32 flags for a hand-written compile: the asm include link in the build tree.
+m32_flags() {
+  local dir=$1
+  mkdir -p "$dir/m32inc"
+  ln -sfn /usr/include/x86_64-linux-gnu/asm "$dir/m32inc/asm"
+  echo "-m32 -isystem $dir/m32inc"
+}
+
 # cmake_config NAME CXX STD CXXFLAGS [EXTRA CMAKE ARGS...]: build and ctest one configuration.
+# CTEST_ARGS (an array, may be empty) adds ctest arguments, e.g. -E to exclude.
+CTEST_ARGS=()
 cmake_config() {
   local name=$1 cxx=$2 std=$3 flags=$4
   shift 4
-  local dir=build/matrix/$name t0=$SECONDS
+  local dir=$out/$name
   echo "== $name ($cxx, C++$std, ${flags:-no extra flags})"
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER="$cxx" \
     -DCMAKE_CXX_STANDARD="$std" -DCMAKE_CXX_FLAGS="$flags" -DMEMDIAG_BUILD_BENCHMARKS=OFF "$@" >/dev/null
   cmake --build "$dir" -j "$jobs"
-  ctest --test-dir "$dir" --output-on-failure -j "$jobs"
-  echo "-- $name passed in $((SECONDS - t0)) s"
+  ctest --test-dir "$dir" --output-on-failure -j "$jobs" "${CTEST_ARGS[@]}"
+}
+
+# The every-header TU as a program (with the global hook), run where it can run.
+# smoke NAME CXX FLAGS [RUNNER...]
+smoke() {
+  local name=$1 cxx=$2 flags=$3
+  shift 3
+  local dir=$out/$name
+  mkdir -p "$dir"
+  echo "-- $name: every header + smoke program ($cxx $flags)"
+  # shellcheck disable=SC2086
+  "$cxx" -std=c++17 -Wall -Wextra -Wpedantic -Wshadow -Werror $flags -Iinclude -DMEMDIAG_ALL_HEADERS_MAIN \
+    tests/compile/all_headers.cpp -o "$dir/all_headers" -pthread -ldl
+  "$@" "$dir/all_headers"
+}
+
+# Each public header compiles on its own (no hidden include-order dependence).
+headers_alone() {
+  local cxx=$1 flags=$2 h n=0
+  for h in include/memdiag/*.hpp include/memdiag/snapshot/*.hpp; do
+    # shellcheck disable=SC2086
+    printf '#include <memdiag/%s>\n#include <memdiag/%s>\n' "${h#include/memdiag/}" "${h#include/memdiag/}" |
+      "$cxx" -std=c++17 -Wall -Wextra -Wpedantic -Werror $flags -Iinclude -fsyntax-only -x c++ - ||
+      { echo "header does not compile on its own: $h" >&2; return 1; }
+    n=$((n + 1))
+  done
+  echo "-- $n headers compile alone ($cxx $flags)"
 }
 
 consumers() {
   echo "== consumers: find_package after install, add_subdirectory, Meson subproject"
-  local prefix=$root/build/matrix/prefix
-  cmake -S . -B build/matrix/install -G Ninja -DMEMDIAG_BUILD_TESTS=OFF -DMEMDIAG_BUILD_EXAMPLES=OFF \
+  local prefix=$out/prefix
+  cmake -S . -B "$out/install" -G Ninja -DMEMDIAG_BUILD_TESTS=OFF -DMEMDIAG_BUILD_EXAMPLES=OFF \
     -DMEMDIAG_BUILD_BENCHMARKS=OFF -DMEMDIAG_INSTALL=ON -DCMAKE_INSTALL_PREFIX="$prefix" >/dev/null
-  cmake --build build/matrix/install >/dev/null
-  cmake --install build/matrix/install >/dev/null
+  cmake --build "$out/install" >/dev/null
+  cmake --install "$out/install" >/dev/null
   test -f "$prefix/share/pkgconfig/memdiag.pc"
-  cmake -S tests/consumers/cmake_package -B build/matrix/consumer-package -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
-  cmake --build build/matrix/consumer-package >/dev/null
-  build/matrix/consumer-package/consumer
+  cmake -S tests/consumers/cmake_package -B "$out/consumer-package" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+  cmake --build "$out/consumer-package" >/dev/null
+  "$out/consumer-package/consumer"
   # pkg-config sees the installed package too
   PKG_CONFIG_PATH=$prefix/share/pkgconfig pkg-config --cflags memdiag | grep -q -- "-I$prefix/include"
 
-  cmake -S tests/consumers/cmake_subdirectory -B build/matrix/consumer-subdir -DMEMDIAG_SOURCE_DIR="$root" >/dev/null
-  cmake --build build/matrix/consumer-subdir >/dev/null
-  build/matrix/consumer-subdir/consumer
+  cmake -S tests/consumers/cmake_subdirectory -B "$out/consumer-subdir" -DMEMDIAG_SOURCE_DIR="$root" >/dev/null
+  cmake --build "$out/consumer-subdir" >/dev/null
+  "$out/consumer-subdir/consumer"
 
-  local mdir=build/matrix/meson-consumer
+  local mdir=$out/meson-consumer
   rm -rf "$mdir" && mkdir -p "$mdir/subprojects"
   cp -r tests/consumers/meson_subproject "$mdir/project"
   cp tests/consumers/consumer.cpp "$mdir/consumer.cpp"
@@ -48,10 +116,11 @@ consumers() {
   cp -r include meson.build meson_options.txt "$mdir/project/subprojects/memdiag/"
   meson setup "$mdir/build" "$mdir/project" >/dev/null
   meson test -C "$mdir/build" --print-errorlogs
-  echo "-- consumers passed"
 }
 
 run() {
+  deps_for "$1"
+  CTEST_ARGS=()
   case $1 in
     gcc-17) cmake_config gcc-17 g++ 17 "" ;;
     gcc-20) cmake_config gcc-20 g++ 20 "" ;;
@@ -59,12 +128,68 @@ run() {
     clang-20) cmake_config clang-20 clang++ 20 "" ;;
     asan) cmake_config asan clang++ 17 "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" ;;
     tsan) cmake_config tsan clang++ 17 "-fsanitize=thread" ;;
+    m32)
+      # The whole suite, 32-bit. Google Benchmark is 64-bit only here (OFF anyway).
+      cmake_config m32 g++ 17 "" -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/i686-m32.cmake"
+      smoke m32-smoke g++ "$(m32_flags "$out/m32-smoke")"
+      ;;
+    aarch64)
+      # The whole suite cross-built, run under qemu-aarch64. Tests that run a
+      # target binary from a host script (pprof_check, env_checks) cannot.
+      CTEST_ARGS=(-E '^(pprof_check|env_checks)$')
+      cmake_config aarch64 aarch64-linux-gnu-g++ 17 "" \
+        -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/aarch64-linux-gnu.cmake"
+      smoke aarch64-smoke aarch64-linux-gnu-g++ "" qemu-aarch64 -L /usr/aarch64-linux-gnu
+      ;;
+    no-exceptions)
+      # Throwing policies are unavailable without exceptions (they abort or
+      # fail the allocation); everything else must compile and work.
+      smoke no-exceptions-gcc g++ "-fno-exceptions"
+      smoke no-exceptions-clang clang++ "-fno-exceptions"
+      smoke no-exceptions-no-rtti g++ "-fno-exceptions -fno-rtti"
+      ;;
+    no-rtti)
+      # Catch2 works without RTTI: the whole suite.
+      cmake_config no-rtti g++ 17 "-fno-rtti"
+      smoke no-rtti-clang clang++ "-fno-rtti"
+      ;;
+    disable)
+      # MEMDIAG_DISABLE everywhere: every test and example must still compile;
+      # the tests that prove it is a no-op run (the others expect counting).
+      CTEST_ARGS=(-R '^memdiag_disable_tests$')
+      cmake_config disable g++ 17 "-DMEMDIAG_DISABLE"
+      smoke disable-clang clang++ "-DMEMDIAG_DISABLE"
+      ;;
+    headers)
+      headers_alone g++ ""
+      headers_alone clang++ "-std=c++20"
+      ;;
+    mingw)
+      # Windows (MinGW-w64): every header that applies compiles and links with
+      # the global hook; nothing runs (no Windows here).
+      local dir=$out/mingw
+      mkdir -p "$dir"
+      x86_64-w64-mingw32-g++ -std=c++17 -Wall -Wextra -Wpedantic -Werror -Iinclude -DMEMDIAG_ALL_HEADERS_MAIN \
+        tests/compile/all_headers.cpp -o "$dir/all_headers.exe"
+      x86_64-w64-mingw32-g++ -std=c++17 -Wall -Wextra -Werror -Iinclude -DMEMDIAG_DISABLE -c \
+        tests/compile/all_headers.cpp -o "$dir/all_headers-disabled.o"
+      echo "-- mingw: $(file -b "$dir/all_headers.exe" | cut -d, -f1)"
+      ;;
+    fuzz) bash scripts/fuzz.sh "${MEMDIAG_FUZZ_SECONDS:-10}" ;;
     consumers) consumers ;;
-    *) echo "unknown configuration: $1" >&2; exit 2 ;;
+    *) echo "unknown configuration: $1 (see --list)" >&2; exit 2 ;;
   esac
 }
 
 configs=("$@")
-[ ${#configs[@]} -gt 0 ] || configs=(gcc-17 gcc-20 clang-17 clang-20 asan tsan consumers)
-for c in "${configs[@]}"; do run "$c"; done
+[ ${#configs[@]} -gt 0 ] || configs=("${all_configs[@]}")
+summary=()
+for c in "${configs[@]}"; do
+  t0=$SECONDS
+  run "$c"
+  summary+=("$(printf '%-14s %4d s' "$c" $((SECONDS - t0)))")
+  echo "-- $c passed in $((SECONDS - t0)) s"
+done
+echo "== matrix timings"
+printf '  %s\n' "${summary[@]}"
 echo "matrix passed: ${configs[*]}"

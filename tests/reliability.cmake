@@ -24,3 +24,13 @@ endif()
 # must be the same in every TU of a program.
 memdiag_test(memdiag_disable_tests test_disable.cpp)
 target_compile_definitions(memdiag_disable_tests PRIVATE MEMDIAG_DISABLE)
+
+# libFuzzer targets beyond fuzz_env_parse (scripts/fuzz.sh builds and runs them all).
+if(MEMDIAG_FUZZ)
+  foreach(_memdiag_fuzz fuzz_elf_symbols fuzz_options)
+    add_executable(${_memdiag_fuzz} fuzz/${_memdiag_fuzz}.cpp)
+    target_link_libraries(${_memdiag_fuzz} PRIVATE memdiag::memdiag)
+    target_compile_options(${_memdiag_fuzz} PRIVATE -fsanitize=fuzzer,address,undefined)
+    target_link_options(${_memdiag_fuzz} PRIVATE -fsanitize=fuzzer,address,undefined)
+  endforeach()
+endif()
