@@ -1,0 +1,485 @@
+// tests/test_heap_profile.cpp - the heap profiler: sampler, live table,
+// snapshots, dump on failure. Linked into memdiag_hook_tests, whose
+// hook_main.cpp replaces the global operator new (and on glibc malloc).
+#include <memdiag/allocator.hpp>
+#include <memdiag/heap_profile.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catch.hpp"
+
+namespace {
+
+using memdiag::heap_profiler;
+using memdiag::profile_options;
+
+/// Stops the profiler when a test ends, however it ends.
+struct profiler_run {
+    explicit profiler_run(const profile_options& o) { REQUIRE(heap_profiler::start(o)); }
+    ~profiler_run() {
+        heap_profiler::stop();
+        heap_profiler::set_dump_path(nullptr);
+    }
+};
+
+/// Raw figures of the sites whose leaf frame (after memdiag's frames are
+/// removed) names a function containing `fn`.
+struct site_figures {
+    std::int64_t alloc_objects = 0, alloc_bytes = 0, inuse_objects = 0, inuse_bytes = 0;
+    int sites = 0;
+    std::int64_t est_inuse_bytes = 0, est_alloc_bytes = 0;  // scaled as the writers do
+    memdiag::heap_profile_stats stats;
+    bool leading_allocator_frame = false;  // some sample still starts in memdiag / operator new
+};
+
+site_figures figures_of(const char* fn) {
+    site_figures out;
+    memdiag::detail::internal_section quiet;
+    memdiag::detail::heapprof::snapshot_data snap;
+    REQUIRE(memdiag::detail::heapprof::take_snapshot(snap));
+    out.stats = snap.stats;
+    for (const auto& s : snap.samples) {
+        if (s.depth == 0) continue;
+        const auto leaf = snap.names.function_name(s.stack[0] - 1);
+        if (memdiag::detail::heapprof::is_allocator_frame(leaf.data(), leaf.size()))
+            out.leading_allocator_frame = true;
+        if (leaf.find(fn) == memdiag::detail::internal_string::npos) continue;
+        ++out.sites;
+        out.alloc_objects += s.alloc_objects;
+        out.alloc_bytes += s.alloc_bytes;
+        out.inuse_objects += s.inuse_objects;
+        out.inuse_bytes += s.inuse_bytes;
+        std::int64_t v[4];
+        memdiag::snapshot::scaled_values(s, snap.stats.sample_interval, v);
+        out.est_alloc_bytes += v[1];
+        out.est_inuse_bytes += v[3];
+    }
+    return out;
+}
+
+// Allocation sites. noinline so each is the leaf frame of its samples; the
+// pointers escape into `keep`, so the compiler cannot elide new/delete. Each
+// body differs (the byte written), or identical-code folding merges them.
+__attribute__((noinline)) void exact_site(std::vector<char*>& keep, int n, std::size_t size) {
+    for (int i = 0; i < n; ++i) {
+        keep.push_back(new char[size]);
+        keep.back()[0] = 'e';
+    }
+}
+__attribute__((noinline)) void malloc_site(std::vector<void*>& keep, int n, std::size_t size) {
+    for (int i = 0; i < n; ++i) keep.push_back(std::malloc(size));
+}
+__attribute__((noinline)) void sampled_site(std::vector<char*>& keep, int n, std::size_t size) {
+    for (int i = 0; i < n; ++i) {
+        keep.push_back(new char[size]);
+        keep.back()[0] = 's';
+    }
+}
+__attribute__((noinline)) void churn_site(int n, std::size_t size) {
+    for (int i = 0; i < n; ++i) {
+        char* volatile p = new char[size];
+        delete[] p;
+    }
+}
+__attribute__((noinline)) void full_site(std::vector<char*>& keep, int n) {
+    for (int i = 0; i < n; ++i) keep.push_back(new char[32]);
+}
+__attribute__((noinline)) void deep_site(int depth, std::vector<char*>& keep) {
+    if (depth == 0) {
+        keep.push_back(new char[48]);
+        return;
+    }
+    deep_site(depth - 1, keep);
+    keep.push_back(nullptr);  // not a tail call: each depth keeps its frame
+}
+__attribute__((noinline)) void thread_site(std::vector<char*>& keep, int n) {
+    for (int i = 0; i < n; ++i) keep.push_back(new char[16 + static_cast<std::size_t>(i % 8) * 16]);
+}
+__attribute__((noinline)) void tracked_site(std::vector<int, memdiag::tracking_allocator<int>>& v) {
+    v.reserve(1000);
+}
+
+void free_all(std::vector<char*>& keep) {
+    for (char* p : keep) delete[] p;
+    keep.clear();
+}
+
+bool file_starts_with_gzip_magic(const char* path) {
+    std::FILE* f = std::fopen(path, "rb");
+    if (f == nullptr) return false;
+    unsigned char magic[2] = {0, 0};
+    const bool ok = std::fread(magic, 1, 2, f) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    std::fclose(f);
+    return ok;
+}
+
+std::string temp_dir() {
+    char tmpl[] = "/tmp/memdiag-heap-test.XXXXXX";
+    const char* d = ::mkdtemp(tmpl);
+    REQUIRE(d != nullptr);
+    return d;
+}
+
+}  // namespace
+
+TEST_CASE("heap_profile: parse_sample_interval accepts sizes and rejects garbage", "[heap_profile][sampler]") {
+    struct good_case {
+        const char* text;
+        std::uint64_t value;
+    };
+    const good_case good[] = {{"1", 1},          {"524288", 524288},  {"64k", 65536},     {"64K", 65536},
+                              {"512KiB", 524288}, {"1M", 1048576},     {"2MiB", 2097152}, {"1G", 1073741824},
+                              {" 4096 ", 4096},   {"4096B", 4096},     {"1024KB", 1048576}, {"1099511627776", 1ull << 40}};
+    for (const good_case& g : good) {
+        INFO(g.text);
+        const memdiag::sample_interval_parse r = memdiag::parse_sample_interval(g.text);
+        CHECK(r.ok);
+        CHECK(r.value == g.value);
+    }
+    const char* const bad[] = {"", "  ", "0", "0k", "-1", "+5", "abc", "12x", "1.5M", "1 M", "1T", "1Mi",
+                               "99999999999999999999999", "1099511627777", "2048G", "0x100"};
+    for (const char* b : bad) {
+        INFO("'" << b << "'");
+        const memdiag::sample_interval_parse r = memdiag::parse_sample_interval(b);
+        CHECK_FALSE(r.ok);
+        CHECK(std::strlen(r.error) > 0);
+    }
+    CHECK_FALSE(memdiag::parse_sample_interval(nullptr).ok);
+}
+
+TEST_CASE("heap_profile: MEMDIAG_SAMPLE_INTERVAL sets the interval, bad values keep the default",
+          "[heap_profile][sampler]") {
+    ::unsetenv("MEMDIAG_SAMPLE_INTERVAL");
+    CHECK(memdiag::sample_interval_from_env() == memdiag::default_sample_interval);
+    ::setenv("MEMDIAG_SAMPLE_INTERVAL", "128k", 1);
+    CHECK(memdiag::sample_interval_from_env() == 131072);
+    ::setenv("MEMDIAG_SAMPLE_INTERVAL", "bogus", 1);  // prints a message to stderr
+    CHECK(memdiag::sample_interval_from_env() == memdiag::default_sample_interval);
+    ::setenv("MEMDIAG_SAMPLE_INTERVAL", "1", 1);
+    {
+        // start() without an explicit interval takes the variable.
+        profiler_run run(profile_options{});
+        CHECK(heap_profiler::sample_interval() == 1);
+    }
+    {
+        // An explicit interval wins over the variable.
+        profiler_run run(profile_options{}.sample_interval(4096));
+        CHECK(heap_profiler::sample_interval() == 4096);
+    }
+    ::unsetenv("MEMDIAG_SAMPLE_INTERVAL");
+}
+
+TEST_CASE("heap_profile: the sampler's intervals are exponential with the requested mean",
+          "[heap_profile][sampler]") {
+    // Draws X_i ~ Exp(mean R): E[X] = R and sd(X) = R, so the mean of N draws
+    // has sd R/sqrt(N). Allow 5 sd (a false failure once in ~1.7 million runs).
+    memdiag::poisson_sampler s;
+    s.seed(12345);
+    const std::uint64_t R = 524288;
+    const int N = 200000;
+    double sum = 0, below_mean = 0, smallest = 1;
+    for (int i = 0; i < N; ++i) {
+        const double x = static_cast<double>(s.draw(R));
+        smallest = x < smallest ? x : smallest;
+        sum += x;
+        below_mean += x < static_cast<double>(R) ? 1 : 0;
+    }
+    const double mean = sum / N;
+    CHECK(smallest >= 0);
+    CHECK(std::fabs(mean - R) < 5.0 * R / std::sqrt(static_cast<double>(N)));
+    // P(X < R) = 1 - 1/e for an exponential; a Bernoulli proportion has sd sqrt(p(1-p)/N).
+    const double p = 1 - std::exp(-1.0);
+    CHECK(std::fabs(below_mean / N - p) < 5.0 * std::sqrt(p * (1 - p) / N));
+    // Interval 1: every allocation.
+    int every = 0;
+    for (int i = 0; i < 1000; ++i) every += s.should_sample(1, 1) ? 1 : 0;
+    CHECK(every == 1000);
+    // should_sample(S, R) is true with probability 1 - exp(-S/R): Binomial(N, p).
+    const std::size_t S = 4096;
+    const double q = memdiag::sample_probability(S, 65536);
+    int hits = 0;
+    for (int i = 0; i < N; ++i) hits += s.should_sample(S, 65536) ? 1 : 0;
+    CHECK(std::fabs(hits - N * q) < 5.0 * std::sqrt(N * q * (1 - q)));
+}
+
+TEST_CASE("heap_profile: exact mode records every allocation; frees remove samples", "[heap_profile]") {
+    std::vector<char*> keep;
+    std::vector<void*> keep_c;
+    keep.reserve(100);
+    keep_c.reserve(50);
+    profiler_run run(profile_options{}.sample_interval(1));
+    const std::uint64_t live_before = heap_profiler::stats().live_samples;
+
+    exact_site(keep, 100, 1000);
+    malloc_site(keep_c, 50, 300);
+    site_figures f = figures_of("exact_site");
+    CHECK(f.sites == 1);
+    CHECK(f.alloc_objects == 100);
+    CHECK(f.alloc_bytes == 100 * 1000);  // requested sizes, not the allocator's usable sizes
+    CHECK(f.inuse_objects == 100);
+    CHECK(f.inuse_bytes == 100 * 1000);
+    CHECK(f.est_inuse_bytes == 100 * 1000);  // interval 1: no scaling
+    CHECK_FALSE(f.leading_allocator_frame);  // operator new and memdiag's frames are gone
+    CHECK(f.stats.running);
+    CHECK(f.stats.sample_interval == 1);
+    CHECK(f.stats.dropped_samples == 0);
+    CHECK(f.stats.live_samples >= live_before + 150);
+#if MEMDIAG_MALLOC_HOOK
+    site_figures m = figures_of("malloc_site");
+    CHECK(m.alloc_objects == 50);
+    CHECK(m.inuse_bytes == 50 * 300);
+#endif
+
+    // Free half: in-use figures drop, allocated figures stay.
+    for (int i = 0; i < 50; ++i) delete[] keep[static_cast<std::size_t>(i)];
+    keep.erase(keep.begin(), keep.begin() + 50);
+    f = figures_of("exact_site");
+    CHECK(f.alloc_objects == 100);
+    CHECK(f.alloc_bytes == 100 * 1000);
+    CHECK(f.inuse_objects == 50);
+    CHECK(f.inuse_bytes == 50 * 1000);
+
+    // Allocated and freed at once: only alloc_* remains.
+    churn_site(64, 2048);
+    site_figures c = figures_of("churn_site");
+    CHECK(c.alloc_objects == 64);
+    CHECK(c.alloc_bytes == 64 * 2048);
+    CHECK(c.inuse_objects == 0);
+    CHECK(c.inuse_bytes == 0);
+
+    // The text report and collapsed stacks agree.
+    const std::string report = memdiag::heap_report(50);
+    CHECK(report.find("exact_site") != std::string::npos);
+    CHECK(report.find("dropped_samples: 0") != std::string::npos);
+    CHECK(report.find("every allocation recorded") != std::string::npos);
+    const std::string folded = memdiag::collapsed_heap_stacks();
+    bool found = false;
+    std::size_t at = 0;
+    while ((at = folded.find("exact_site", at)) != std::string::npos) {
+        const std::size_t eol = folded.find('\n', at);
+        const std::size_t space = folded.rfind(' ', eol);
+        if (folded.compare(space + 1, eol - space - 1, "50000") == 0) found = true;
+        at = eol;
+    }
+    CHECK(found);
+
+    free_all(keep);
+    for (void* p : keep_c) std::free(p);
+    f = figures_of("exact_site");
+    CHECK(f.inuse_objects == 0);
+    CHECK(f.inuse_bytes == 0);
+    CHECK(heap_profiler::stats().live_samples <= live_before + 8);  // Catch2's own may come and go
+}
+
+TEST_CASE("heap_profile: sampled mode estimates are unbiased within a derived bound", "[heap_profile]") {
+    // N allocations of S bytes at mean interval R. With byte-based Poisson
+    // sampling each is recorded independently with p = 1 - exp(-S/R)
+    // (memoryless countdown), so the recorded count K ~ Binomial(N, p):
+    // E[K] = Np, Var[K] = Np(1-p). The writers scale a site's figures by 1/p
+    // (Go's scaleHeapSample with avg = S), so the byte estimate is K*S/p with
+    // E = N*S (unbiased) and sd = (S/p) * sqrt(Np(1-p)).
+    // Here N = 10000, S = 1024, R = 8192: p = 0.1175, E[K] = 1175, sd(K) = 32.2,
+    // i.e. the estimate's sd is 2.7% of the true 10,240,000 bytes. We allow 5 sd
+    // (13.7%); a correct sampler fails that about once in 1.7 million runs.
+    const int N = 10000;
+    const std::size_t S = 1024;
+    const std::uint64_t R = 8192;
+    std::vector<char*> keep;
+    keep.reserve(N);
+    profiler_run run(profile_options{}.sample_interval(R));
+    sampled_site(keep, N, S);
+    const site_figures f = figures_of("sampled_site");
+    const double p = 1 - std::exp(-static_cast<double>(S) / R);
+    const double truth = static_cast<double>(N) * S;
+    const double sd = (S / p) * std::sqrt(N * p * (1 - p));
+    INFO("recorded " << f.inuse_objects << " of " << N << ", estimate " << f.est_inuse_bytes << " bytes vs "
+                     << truth << " (sd " << sd << ")");
+    CHECK(f.stats.sample_interval == R);
+    CHECK(f.inuse_bytes == f.inuse_objects * static_cast<std::int64_t>(S));
+    CHECK(std::fabs(static_cast<double>(f.est_inuse_bytes) - truth) < 5 * sd);
+    CHECK(std::fabs(static_cast<double>(f.est_alloc_bytes) - truth) < 5 * sd);
+    CHECK(f.inuse_objects < N);  // it really sampled
+    free_all(keep);
+    const site_figures g = figures_of("sampled_site");
+    CHECK(g.inuse_objects == 0);
+    CHECK(g.est_inuse_bytes == 0);
+    CHECK(g.alloc_objects == f.alloc_objects);
+}
+
+TEST_CASE("heap_profile: full tables drop new samples and say so", "[heap_profile]") {
+    std::vector<char*> keep;
+    keep.reserve(200);
+    {
+        profiler_run run(profile_options{}.sample_interval(1).max_live_samples(16));
+        full_site(keep, 100);
+        const memdiag::heap_profile_stats st = heap_profiler::stats();
+        CHECK(st.max_live_samples == 16);
+        CHECK(st.live_samples == 16);
+        CHECK(st.dropped_samples >= 84);
+        const site_figures f = figures_of("full_site");
+        CHECK(f.inuse_objects <= 16);
+        const std::string report = memdiag::heap_report(5);
+        CHECK(report.find("dropped_samples: " + std::to_string(st.dropped_samples)) != std::string::npos);
+        // Recorded samples are still updated, freeing makes room again.
+        free_all(keep);
+        CHECK(heap_profiler::stats().live_samples < 16);
+        CHECK(figures_of("full_site").inuse_objects == 0);
+    }
+    {
+        // Distinct stacks beyond max_stacks are dropped too.
+        profiler_run run(profile_options{}.sample_interval(1).max_stacks(16));
+        for (int d = 0; d < 40; ++d) deep_site(d, keep);
+        const memdiag::heap_profile_stats st = heap_profiler::stats();
+        CHECK(st.stacks == 16);
+        CHECK(st.dropped_samples >= 24);
+        free_all(keep);
+    }
+}
+
+TEST_CASE("heap_profile: restarting clears the tables", "[heap_profile]") {
+    std::vector<char*> keep;
+    keep.reserve(10);
+    {
+        profiler_run run(profile_options{}.sample_interval(1));
+        exact_site(keep, 10, 100);
+        CHECK(figures_of("exact_site").inuse_objects == 10);
+    }
+    CHECK_FALSE(heap_profiler::running());
+    {
+        profiler_run run(profile_options{}.sample_interval(1));
+        CHECK(heap_profiler::running());
+        CHECK(figures_of("exact_site").alloc_objects == 0);
+    }
+    free_all(keep);
+}
+
+TEST_CASE("heap_profile: tracking_allocator events are profiled without memdiag frames", "[heap_profile]") {
+    memdiag::tracker t{"heap_profile_test"};
+    std::vector<int, memdiag::tracking_allocator<int>> v{memdiag::tracking_allocator<int>{t}};
+    profiler_run run(profile_options{}.sample_interval(1));
+    tracked_site(v);
+    memdiag::detail::internal_section quiet;
+    memdiag::detail::heapprof::snapshot_data snap;
+    REQUIRE(memdiag::detail::heapprof::take_snapshot(snap));
+    bool found = false;
+    for (const auto& s : snap.samples) {
+        if (s.inuse_bytes != 1000 * static_cast<std::int64_t>(sizeof(int))) continue;
+        const auto leaf = snap.names.function_name(s.stack[0] - 1);
+        CHECK_FALSE(memdiag::detail::heapprof::is_allocator_frame(leaf.data(), leaf.size()));
+        for (std::size_t i = 0; i < s.depth; ++i)
+            if (snap.names.function_name(s.stack[i] - 1).find("tracked_site") != memdiag::detail::internal_string::npos)
+                found = true;
+    }
+    CHECK(found);
+}
+
+TEST_CASE("heap_profile: allocator frames are recognised by name", "[heap_profile]") {
+    using memdiag::detail::heapprof::is_allocator_frame;
+    auto is = [](const char* s) { return is_allocator_frame(s, std::strlen(s)); };
+    CHECK(is("operator new(unsigned long)"));
+    CHECK(is("operator new[](unsigned long, std::nothrow_t const&)"));
+    CHECK(is("malloc"));
+    CHECK(is("memdiag::detail::hooked_new(unsigned long, unsigned long, bool)"));
+    CHECK(is("memdiag::tracking_allocator<int, memdiag::detail::new_upstream>::allocate(unsigned long)"));
+    CHECK(is("void* memdiag::detail::thing<int>(int)"));
+    CHECK_FALSE(is("alloc_a()"));
+    CHECK_FALSE(is("std::vector<memdiag::tracker*, std::allocator<memdiag::tracker*> >::push_back(x)"));
+    CHECK_FALSE(is("mallocx"));
+    CHECK_FALSE(is("app::memdiag::fake()"));
+    CHECK_FALSE(is(""));
+}
+
+TEST_CASE("heap_profile: threads sample concurrently and frees cross threads", "[heap_profile]") {
+    profiler_run run(profile_options{}.sample_interval(1));
+    constexpr int threads = 4, per_thread = 2000;
+    std::vector<std::vector<char*>> kept(threads);
+    for (auto& k : kept) k.reserve(per_thread);
+    std::vector<std::thread> pool;
+    for (int i = 0; i < threads; ++i) pool.emplace_back([&kept, i] { thread_site(kept[static_cast<std::size_t>(i)], per_thread); });
+    for (auto& th : pool) th.join();
+    site_figures f = figures_of("thread_site");
+    CHECK(f.alloc_objects == threads * per_thread);
+    CHECK(f.inuse_objects == threads * per_thread);
+    // Freed on other threads than the ones that allocated.
+    pool.clear();
+    for (int i = 0; i < threads; ++i)
+        pool.emplace_back([&kept, i] { free_all(kept[static_cast<std::size_t>((i + 1) % threads)]); });
+    for (auto& th : pool) th.join();
+    f = figures_of("thread_site");
+    CHECK(f.inuse_objects == 0);
+    CHECK(f.inuse_bytes == 0);
+}
+
+TEST_CASE("heap_profile: write_heap_profile writes gzip pprof and reports IO errors", "[heap_profile]") {
+    const std::string dir = temp_dir();
+    const std::string path = dir + "/heap.pb.gz";
+    std::vector<char*> keep;
+    keep.reserve(10);
+    profiler_run run(profile_options{}.sample_interval(1));
+    exact_site(keep, 10, 4096);
+    memdiag::result r = memdiag::write_heap_profile(path.c_str());
+    CHECK(r.ok());
+    CHECK(file_starts_with_gzip_magic(path.c_str()));
+    struct stat st;
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+
+    r = memdiag::write_heap_profile((dir + "/missing/heap.pb.gz").c_str());
+    CHECK_FALSE(r.ok());
+    CHECK(std::string(r.message()).find("missing") != std::string::npos);
+    CHECK_FALSE(memdiag::write_heap_profile("").ok());
+    free_all(keep);
+    std::remove(path.c_str());
+    ::rmdir(dir.c_str());
+}
+
+#if !MEMDIAG_TSAN  // TSan's allocator aborts on impossible sizes instead of returning null
+TEST_CASE("heap_profile: a failing operator new writes a snapshot before throwing", "[heap_profile]") {
+    const std::string dir = temp_dir();
+    const std::string path = dir + "/oom.pb.gz";
+    std::vector<char*> keep;
+    keep.reserve(10);
+    profiler_run run(profile_options{}.sample_interval(1).dump_on_bad_alloc(path.c_str()));
+    exact_site(keep, 10, 512);
+    const volatile std::size_t huge = ~std::size_t{0} - 4096;  // beyond any address space
+    CHECK_THROWS_AS(::operator new(huge), std::bad_alloc);
+    CHECK(file_starts_with_gzip_magic(path.c_str()));
+    free_all(keep);
+    std::remove(path.c_str());
+    ::rmdir(dir.c_str());
+}
+#endif
+
+TEST_CASE("heap_profile: dump_heap_on_failure writes to the dump path or MEMDIAG_DUMP_DIR", "[heap_profile]") {
+    const std::string dir = temp_dir();
+    profiler_run run(profile_options{}.sample_interval(1));
+    ::unsetenv("MEMDIAG_DUMP_DIR");
+    heap_profiler::set_dump_path(nullptr);
+    CHECK_FALSE(memdiag::detail::dump_heap_on_failure("test: nowhere to write"));
+
+    const std::string path = dir + "/explicit.pb.gz";
+    heap_profiler::set_dump_path(path.c_str());
+    CHECK(memdiag::detail::dump_heap_on_failure("test: explicit path"));
+    CHECK(file_starts_with_gzip_magic(path.c_str()));
+    std::remove(path.c_str());
+
+    heap_profiler::set_dump_path(nullptr);
+    ::setenv("MEMDIAG_DUMP_DIR", dir.c_str(), 1);
+    const unsigned serial = memdiag::detail::heapprof::g_profiler.dump_serial.load() + 1;
+    CHECK(memdiag::detail::dump_heap_on_failure("test: dump dir"));
+    const std::string auto_path =
+        dir + "/memdiag-heap-" + std::to_string(::getpid()) + "-" + std::to_string(serial) + ".pb.gz";
+    CHECK(file_starts_with_gzip_magic(auto_path.c_str()));
+    ::unsetenv("MEMDIAG_DUMP_DIR");
+    std::remove(auto_path.c_str());
+    ::rmdir(dir.c_str());
+}
