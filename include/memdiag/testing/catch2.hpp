@@ -171,6 +171,7 @@ public:
         listener_base::testRunStarting(info);
         warn_if_unhooked();
         if (!config().snapshot_dir.empty()) start_test_profiler();
+        session().run_started();
     }
     /// Remembers the test case's name and place.
     void testCaseStarting(Catch::TestCaseInfo const& info) override {

@@ -336,7 +336,6 @@ inline bool start_test_profiler() {
 inline std::string top_sites_report(std::size_t n) {
 #if MEMDIAG_TESTING_HEAP_PROFILE && MEMDIAG_ENABLED
     if (n == 0 || !heap_profiler::running()) return {};
-    memdiag::detail::internal_section quiet;  // reporting is not the test's memory
     return detail::to_std_string(heap_report(n));
 #else
     (void)n;
@@ -389,6 +388,49 @@ inline std::uint64_t figure(check_kind k, const allocation_stats& u) noexcept {
     return 0;
 }
 
+/// True for frames of the standard library's plumbing (allocators,
+/// containers' internals), which say little about who allocated.
+inline bool plumbing_frame(std::string_view f) {
+    f = memdiag::detail::env_parse::trim(f);
+    for (std::string_view p : {"std::", "void std::", "__gnu_cxx::", "operator new", "__libc_", "_start"})
+        if (f.substr(0, p.size()) == p) return true;
+    return f.find("std::__") != std::string_view::npos || f.find("std::_") == 0;
+}
+
+/// Shortens the heap report for a failure message: the summary lines, and
+/// for each site its figures and its first two frames outside the standard
+/// library's plumbing (the snapshot's text report keeps the full stacks).
+inline std::string compact_sites(const std::string& report) {
+    std::string out;
+    int frames_kept = 0;
+    bool in_site = false;
+    std::size_t start = 0;
+    while (start < report.size()) {
+        std::size_t end = report.find('\n', start);
+        if (end == std::string::npos) end = report.size();
+        const std::string line = report.substr(start, end - start);
+        start = end + 1;
+        const std::string_view t = memdiag::detail::env_parse::trim(line);
+        const std::size_t dot = t.find(". ");
+        const bool site_head = dot != std::string_view::npos && dot > 0 && dot <= 3 &&
+                               t.find_first_not_of("0123456789") == dot;
+        if (site_head) {
+            in_site = true;
+            frames_kept = 0;
+            out += "    " + line + "\n";
+        } else if (in_site && line.size() > 5 && line.compare(0, 5, "     ") == 0) {
+            if (frames_kept < 2 && !plumbing_frame(t)) {
+                out += "    " + line + "\n";
+                ++frames_kept;
+            }
+        } else if (!t.empty()) {
+            in_site = false;
+            out += "    " + line + "\n";
+        }
+    }
+    return out;
+}
+
 /// The failure report's tail: top sites (when profiled) and environment facts.
 inline std::string report_tail() {
     std::string out;
@@ -396,14 +438,8 @@ inline std::string report_tail() {
     if (top > 0) {
         const std::string sites = top_sites_report(top);
         if (!sites.empty()) {
-            out += "  top allocation sites (sampled heap, whole process):\n";
-            std::size_t start = 0;
-            while (start < sites.size()) {
-                std::size_t end = sites.find('\n', start);
-                if (end == std::string::npos) end = sites.size();
-                out += "    " + sites.substr(start, end - start) + "\n";
-                start = end + 1;
-            }
+            out += "  top allocation sites (sampled heap, whole process; full stacks in the snapshot's report):\n";
+            out += compact_sites(sites);
         } else {
             out += MEMDIAG_TESTING_HEAP_PROFILE
                        ? "  top allocation sites: heap profiler not running (set MEMDIAG_SNAPSHOT_DIR or start it)\n"
@@ -815,60 +851,70 @@ public:
         return failures;
     }
 
+    /// The run starts: loads the baseline file in check mode now, so no test
+    /// pays for it (adapters call this from their run-start event).
+    void run_started() {
+        std::lock_guard<std::mutex> lock(baseline_mutex_);
+        load_baseline();
+    }
+
     /// Records or checks a named figure set against the baseline (per-test and
     /// per-scope). Returns a failure message, or "".
     std::string baseline_figures(const std::string& name, const baseline_entry& measured) {
         const settings& s = config();
         if (s.baseline == baseline_mode::off) return {};
-        std::lock_guard<std::mutex> lock(baseline_mutex_);
-        if (s.baseline == baseline_mode::record) {
-            auto [it, fresh] = recorded_.entries.emplace(name, measured);
+        baseline_entry total, want;
+        bool found = false;
+        {
+            std::lock_guard<std::mutex> lock(baseline_mutex_);
+            // The bookkeeping lives until the end of the run: kept out of the
+            // figures of the test that happens to run it, in record and check
+            // mode alike, so both modes measure the same thing.
+            memdiag::detail::internal_section quiet;
+            if (s.baseline == baseline_mode::check) {
+                load_baseline();
+                if (!load_error_.empty()) {
+                    if (load_error_reported_) return {};
+                    load_error_reported_ = true;  // the first test that checks fails; so does the run
+                }
+            }
+            baseline& into = s.baseline == baseline_mode::record ? recorded_ : seen_;
+            auto [it, fresh] = into.entries.emplace(name, measured);
             if (!fresh) {  // a test body run again (sections): total allocations, highest peak
                 it->second.allocations += measured.allocations;
                 it->second.peak_bytes = std::max(it->second.peak_bytes, measured.peak_bytes);
             }
-            return {};
-        }
-        if (!loaded_) {
-            loaded_ = true;
-            const result r = expected_.load(s.baseline_path);
-            if (!r) {
-                load_error_ = std::string("memdiag: cannot check against the baseline: ") + r.message();
-                return load_error_;  // reported by the first test that checks; the run fails
+            total = it->second;
+            if (s.baseline == baseline_mode::check && load_error_.empty()) {
+                const auto w = expected_.entries.find(name);
+                found = w != expected_.entries.end();
+                if (found) want = w->second;
+                else ++unrecorded_;
             }
         }
-        if (!load_error_.empty()) return {};
-        auto [it, fresh] = seen_.entries.emplace(name, measured);
-        if (!fresh) {
-            it->second.allocations += measured.allocations;
-            it->second.peak_bytes = std::max(it->second.peak_bytes, measured.peak_bytes);
-        }
-        const auto want = expected_.entries.find(name);
-        if (want == expected_.entries.end()) {
-            ++unrecorded_;
-            return {};
-        }
-        return compare_to_baseline(name, want->second, it->second, s.tolerance_percent);
+        if (!load_error_.empty()) return "memdiag: cannot check against the baseline: " + load_error_ + "\n";
+        if (s.baseline == baseline_mode::record || !found) return {};
+        return compare_to_baseline(name, want, total, s.tolerance_percent);
     }
 
     /// The test has ended (failed: by any assertion, ours included): writes
     /// its snapshot when it failed and snapshots are on, unless already written.
-    snapshot_files test_ended(bool failed) {
-        snapshot_files files;
-        if (failed) files = snapshot_now();
-        return files;
+    void test_ended(bool failed) {
+        if (failed) snapshot_now();
     }
 
     /// Writes the heap snapshot and text report of the current test now (the
     /// first failure of a test calls it, while its memory is still live).
-    /// At most once per test. Prints where the files went.
-    snapshot_files snapshot_now() {
-        snapshot_files files;
+    /// At most once per test. Prints where the files went; returns whether
+    /// both were written.
+    bool snapshot_now() {
         const settings& s = config();
-        if (s.snapshot_dir.empty() || snapshot_written_) return files;
+        if (s.snapshot_dir.empty() || snapshot_written_) return false;
         snapshot_written_ = true;
-        memdiag::detail::internal_section quiet;  // the snapshot is not the test's memory
-        files = write_snapshot(s.snapshot_dir, current_.empty() ? "test" : current_);
+        // The snapshot is not the test's memory: everything it allocates is
+        // freed inside this section, so no count is left unbalanced.
+        memdiag::detail::internal_section quiet;
+        const snapshot_files files = write_snapshot(s.snapshot_dir, current_.empty() ? "test" : current_);
         if (!files.profile.empty())
             std::fprintf(stderr, "memdiag: heap snapshot of failing test '%s': %s\n", current_.c_str(),
                          files.profile.c_str());
@@ -878,7 +924,7 @@ public:
         if (!files.error.empty())
             std::fprintf(stderr, "memdiag: snapshot of failing test '%s': %s\n", current_.c_str(), files.error.c_str());
         std::fflush(stderr);
-        return files;
+        return files.error.empty();
     }
 
     /// Writes <dir>/<sanitized name>.pb.gz and .txt (the directory is created).
@@ -945,6 +991,15 @@ public:
     /// The per-test scope (for setup_scope and test_budget).
     detail::test_scope& scope() noexcept { return scope_; }
 
+    /// Loads the baseline file once (check mode). Lock held.
+    void load_baseline() {
+        if (loaded_ || config().baseline != baseline_mode::check) return;
+        loaded_ = true;
+        memdiag::detail::internal_section quiet;  // kept for the whole run
+        const result r = expected_.load(config().baseline_path);
+        if (!r) load_error_ = r.message();
+    }
+
     /// "max_allocations=10 max_bytes=4096" for the limits that are set.
     static std::string describe(const limits& lim) {
         std::string out;
@@ -965,7 +1020,7 @@ private:
     detail::test_scope scope_;
     bool snapshot_written_ = false;
     baseline recorded_, expected_, seen_;
-    bool loaded_ = false;
+    bool loaded_ = false, load_error_reported_ = false;
     std::string load_error_;
     std::size_t unrecorded_ = 0;
 };

@@ -105,6 +105,7 @@ struct listener : ::doctest::IReporter {
     void test_run_start() override {
         warn_if_unhooked();
         if (!config().snapshot_dir.empty()) start_test_profiler();
+        session().run_started();
     }
     /// Writes the baseline (record mode).
     void test_run_end(const ::doctest::TestRunStats&) override { session().run_ended(); }

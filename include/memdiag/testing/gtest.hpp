@@ -54,6 +54,7 @@ public:
         for (const std::string& arg : ::testing::internal::GetArgvs()) parse_option(arg.c_str());
         warn_if_unhooked();
         if (!config().snapshot_dir.empty()) start_test_profiler();
+        session().run_started();
     }
     /// Opens the per-test scope (before the fixture is made).
     void OnTestStart(const ::testing::TestInfo& info) override {

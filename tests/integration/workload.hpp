@@ -1,0 +1,43 @@
+// tests/integration/workload.hpp - allocation patterns with known figures,
+// shared by the failing-case binaries of every framework. Functions stay out
+// of line so their names show in heap snapshots.
+#pragma once
+
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+namespace memdiag_it {
+
+/// Keeps the optimizer from dropping an allocation whose result is unused.
+inline volatile const void* g_sink = nullptr;
+template <class T>
+void keep(T&& value) {
+    g_sink = &value;
+}
+
+/// Exactly n small allocations, all freed.
+[[gnu::noinline]] inline void allocate_n(int n) {
+    for (int i = 0; i < n; ++i) keep(std::make_unique<int>(i));
+}
+
+/// Three allocations, all freed.
+[[gnu::noinline]] inline void allocate_three() { allocate_n(3); }
+
+/// One 1000-byte vector, freed.
+[[gnu::noinline]] inline void allocate_kilobyte() { keep(std::vector<char>(1000)); }
+
+/// Leaks one 4000-byte block (kept reachable, so leak checkers stay quiet).
+inline char* g_leaked = nullptr;
+[[gnu::noinline]] inline void memdiag_it_leaky_function() {
+    g_leaked = new char[4000];
+    keep(g_leaked);
+}
+
+/// The workload size of the baseline cases: MEMDIAG_IT_WORK (default 100).
+inline int work_size() {
+    const char* v = std::getenv("MEMDIAG_IT_WORK");
+    return v != nullptr ? std::atoi(v) : 100;
+}
+
+}  // namespace memdiag_it
