@@ -12,6 +12,7 @@
 #include <memdiag/global_new.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <random>
@@ -96,11 +97,13 @@ public:
                     const std::size_t k = static_cast<std::size_t>(rng() % live_.size());
                     freed += free_one(k, tot) ? 1 : 0;
                 }
-                if ((i & 4095) == 4095) {
-                    progress.fetch_add(4096, std::memory_order_relaxed);
+                if ((i & 1023) == 1023) {
+                    progress.fetch_add(1024, std::memory_order_relaxed);
                     leak_checks(rng, tot);
                 }
             }
+            progress.fetch_add(ops & 1023, std::memory_order_relaxed);
+            leak_checks(rng, tot);  // at least once per thread, however short its share
             // The budget saw exactly this thread's events from every hooked source.
             const memdiag::allocation_stats used = budget.used() - start;
             exact = used.allocations == made + leak_check_events_ && used.deallocations == freed + leak_check_events_;
@@ -220,7 +223,8 @@ TEST_CASE("stress: 8 lanes of short-lived threads, exact counts, a fork in the m
 
 #if MEMDIAG_POSIX
     // The fork: once the lanes are half way, while they are running.
-    while (progress.load(std::memory_order_relaxed) < ops * lanes / 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    while (progress.load(std::memory_order_relaxed) < ops * lanes / 2)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
     const pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {

@@ -39,6 +39,12 @@ struct upstream_holder<Upstream, false> {
 /// into the same tracker and their upstreams are equal; the tracker propagates
 /// with the container on copy, move and swap, so memory is always returned
 /// through an allocator counting into the tracker that counted it.
+///
+/// Exception safety: allocate() is strong (when it throws, nothing was
+/// allocated or counted and no budget figure moved); deallocate(), tracker(),
+/// stats() and comparisons are noexcept; construction and copies throw only
+/// what copying Upstream throws. Without exceptions (-fno-exceptions) a
+/// refused or failed allocate() prints the reason and aborts.
 template <class T, class Upstream = std::allocator<T>>
 class tracking_allocator : private detail::upstream_holder<Upstream> {
     using holder = detail::upstream_holder<Upstream>;

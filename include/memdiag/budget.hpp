@@ -30,6 +30,11 @@
 namespace memdiag {
 
 /// What a budget does when an allocation would cross one of its limits.
+///
+/// Without exceptions (-fno-exceptions) throw_exception cannot throw: the
+/// allocation fails instead (nothrow forms and the C functions return null;
+/// throwing forms and tracking allocators abort as on exhaustion), and a
+/// max_live_bytes breach at scope end is counted in breaches() only.
 enum class breach_policy {
     throw_exception,   ///< the allocation throws budget_exceeded (a std::bad_alloc); nothrow forms return null
     report,            ///< print the breach report to stderr once per limit, let the allocation proceed
@@ -124,6 +129,8 @@ inline std::size_t format_breach(const breach_info& b, char* buf, std::size_t si
 
 /// Thrown by an allocation that would cross a budget with breach_policy::throw_exception.
 /// A std::bad_alloc, so code that handles running out of memory handles it too.
+/// Exception safety: construction, copies and every accessor are noexcept
+/// (the message lives in a fixed buffer).
 class budget_exceeded : public std::bad_alloc {
 public:
     /// Records the breach and formats the message (no allocation).
@@ -149,7 +156,7 @@ private:
 using breach_callback = void (*)(const breach_info&, void* context);
 
 /// The limits of a budget; unset limits do not apply. Chainable:
-/// `limits{}.max_allocations(10).max_bytes(4096)`.
+/// `limits{}.max_allocations(10).max_bytes(4096)`. Every operation is noexcept.
 class limits {
 public:
     static constexpr std::uint64_t unlimited = ~std::uint64_t{0};
@@ -485,6 +492,13 @@ class budget_handle;
 /// The destructor may throw budget_exceeded (breach_policy::throw_exception,
 /// max_live_bytes crossed, no exception in flight); to end the scope without
 /// that, call finish() and handle the result.
+///
+/// Exception safety: construction, used(), breaches(), budget_limits() and
+/// handle() never throw (when memdiag cannot get memory for its counters, a
+/// process-wide budget or a handle counts nothing). finish() and the destructor
+/// end the scope first and then apply the policy, so when they throw the scope
+/// is already closed; the destructor never throws while an exception is in
+/// flight. Allocations refused by the budget are not counted (strong).
 class scoped_budget {
 public:
     /// Opens a budget with the given limits and policy, counting this thread's
@@ -603,6 +617,7 @@ private:
 /// with scoped_budget::handle(), pass it (by value) into the thread or task, and
 /// hold a budget_join there. A handle may outlive its budget: once the budget
 /// has ended, the handle is inert and joining it does nothing.
+/// Exception safety: every operation is noexcept (budget_join too).
 class budget_handle {
 public:
     budget_handle() noexcept = default;
@@ -685,6 +700,8 @@ private:
 
 /// Runs f() and returns what it allocated on this thread: allocations,
 /// deallocations, bytes, live growth and peak growth.
+/// Exception safety: what f throws propagates after the measurement scope
+/// has ended; memdiag adds no exception of its own.
 template <class F>
 allocation_stats measure(F&& f) {
     scoped_budget scope{limits{}, "measure"};
@@ -707,6 +724,8 @@ double allocs_per_run(std::size_t runs, F&& f) {
 /// A check at scope end that nothing allocated inside was left allocated.
 /// With breach_policy::report (the default) it prints what leaked; with
 /// throw_exception its destructor (or finish()) throws budget_exceeded.
+/// Exception safety: as scoped_budget (construction and used() never throw;
+/// the destructor does not throw while an exception is in flight).
 class leak_check {
 public:
     /// Starts watching this thread's allocations.
@@ -801,6 +820,13 @@ injection_result run_with_injection(F& f, Check& after_failure, std::uint64_t fa
 /// sees, until a run completes without an injected failure. After each failed
 /// run it calls after_failure() (check your invariants there) and checks that
 /// the run left nothing allocated. `max_runs` bounds the work.
+///
+/// Exception safety: exceptions from f other than the injected std::bad_alloc
+/// (a real std::bad_alloc included), and any from after_failure, propagate;
+/// the thread's injection state and scopes are restored before they leave, so
+/// later allocations behave normally. Without exceptions, a run counts as
+/// failed when an injected allocation failed in it (f sees null or aborts,
+/// depending on the allocation form).
 template <class F, class Check>
 injection_result fail_each_allocation(F&& f, Check&& after_failure, std::size_t max_runs = 100000) {
     injection_result r;
@@ -835,6 +861,8 @@ inline void soft_limit_trampoline(std::int64_t) {
 /// limit (hysteresis). Threads publish their balance every 64 KiB, so the
 /// crossing is seen within (threads x 64 KiB). bytes = 0 or on_cross = nullptr
 /// removes the limit. Memory freed by the callback counts as usual.
+/// Exception safety: noexcept; on_cross runs inside the allocation that
+/// crossed, so it must not throw.
 inline void set_soft_limit(std::uint64_t bytes, soft_limit_callback on_cross, double rearm_fraction = 0.9) noexcept {
     auto& st = detail::g_soft_limit;
     if (bytes == 0 || on_cross == nullptr) {

@@ -16,6 +16,10 @@ namespace memdiag {
 /// Given no tracker, a resource counts into a tracker of its own, so `stats()`
 /// describes exactly what went through it. Two tracking_resources compare equal
 /// only when they are the same object: memory must come back the way it went out.
+///
+/// Exception safety: allocate() is strong (when the upstream throws or a budget
+/// refuses, nothing was counted); deallocate() and every other operation are
+/// noexcept, provided the upstream's deallocate does not throw.
 class tracking_resource : public std::pmr::memory_resource {
 public:
     /// Own tracker, upstream new_delete_resource().

@@ -17,6 +17,10 @@ namespace memdiag {
 /// that frees memory allocated before it started sees negative live figures).
 /// Bytes are the sizes requested from the allocator, except for the global
 /// hook, which counts the usable size the C allocator reserved (see global_new.hpp).
+///
+/// Exception safety: every operation is noexcept except to_string() (strong:
+/// may throw std::bad_alloc, changes nothing) and operator<< (as the stream's
+/// own insertion).
 struct allocation_stats {
     std::uint64_t allocations = 0;      ///< successful allocations
     std::uint64_t deallocations = 0;    ///< deallocations

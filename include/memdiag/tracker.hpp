@@ -274,6 +274,7 @@ class tracker;
 
 /// A non-owning reference to a tracker; what allocators store. Cheap to copy.
 /// Default-constructed, it refers to the "default" tracker.
+/// Exception safety: every operation is noexcept.
 class tracker_ref {
 public:
     /// Refers to the "default" tracker (tracking allocators given no tracker).
@@ -305,6 +306,8 @@ private:
 /// Neither copyable nor movable: allocators refer to it by address. The first
 /// MEMDIAG_MAX_TRACKERS - 2 live trackers count through thread-local shards;
 /// further ones count exactly through shared atomics (slower).
+/// Exception safety: every operation is noexcept; construction never fails
+/// (without a free shard the tracker counts through atomics).
 class tracker {
 public:
     /// A tracker named `name` (copied, up to 63 bytes).
