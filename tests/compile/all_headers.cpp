@@ -21,7 +21,9 @@
 #if __has_include(<memdiag/heap_profile.hpp>)
 #include <memdiag/heap_profile.hpp>
 #endif
-#if __has_include(<memdiag/benchmark.hpp>) && __has_include(<benchmark/benchmark.h>)
+// Google Benchmark links natively only: compiled here, never in the program.
+#if __has_include(<memdiag/benchmark.hpp>) && __has_include(<benchmark/benchmark.h>) && \
+    !defined(MEMDIAG_ALL_HEADERS_MAIN)
 #include <memdiag/benchmark.hpp>
 #endif
 
