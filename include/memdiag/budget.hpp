@@ -85,13 +85,14 @@ struct breach_info {
 inline std::size_t format_breach(const breach_info& b, char* buf, std::size_t size) noexcept {
     if (size == 0) return 0;
     const unsigned long long over = b.attempted > b.limit ? b.attempted - b.limit : 0;
+    const char* name = b.budget_name != nullptr ? b.budget_name : "budget";
     int n;
     if (b.at_scope_end && b.limit == 0) {
         n = std::snprintf(buf, size,
                           "memdiag: leak in '%s': %llu bytes in %llu allocation(s) made inside the scope "
                           "were not freed\n"
                           "  scope:     %s, opened at %s:%d\n",
-                          b.budget_name, static_cast<unsigned long long>(b.attempted),
+                          name, static_cast<unsigned long long>(b.attempted),
                           static_cast<unsigned long long>(b.live_allocations),
                           b.process_wide ? "process" : "this thread", b.where.file ? b.where.file : "?",
                           b.where.line);
@@ -101,7 +102,7 @@ inline std::size_t format_breach(const breach_info& b, char* buf, std::size_t si
                           "  limit:     %llu bytes may stay allocated when the scope ends\n"
                           "  held:      %llu bytes in %llu allocation(s) (%llu over)\n"
                           "  scope:     %s, opened at %s:%d\n",
-                          b.budget_name, to_string(b.which), static_cast<unsigned long long>(b.limit),
+                          name, to_string(b.which), static_cast<unsigned long long>(b.limit),
                           static_cast<unsigned long long>(b.attempted),
                           static_cast<unsigned long long>(b.live_allocations), over,
                           b.process_wide ? "process" : "this thread", b.where.file ? b.where.file : "?",
@@ -114,7 +115,7 @@ inline std::size_t format_breach(const breach_info& b, char* buf, std::size_t si
                           "  attempted: %llu %s (%llu over)\n"
                           "  by:        an allocation of %llu bytes\n"
                           "  scope:     %s, opened at %s:%d\n",
-                          b.budget_name, to_string(b.which), static_cast<unsigned long long>(b.limit), unit,
+                          name, to_string(b.which), static_cast<unsigned long long>(b.limit), unit,
                           static_cast<unsigned long long>(b.attempted), unit, over,
                           static_cast<unsigned long long>(b.allocation_size),
                           b.process_wide ? "process" : "this thread", b.where.file ? b.where.file : "?",
