@@ -21,12 +21,13 @@
 //
 // Bounded memory. start() reserves fixed-capacity tables (zero-filled pages
 // from the C allocator, so untouched capacity costs address space, not RAM):
-//   live table   2 x max_live_samples slots x 24 bytes (16 on 32-bit targets)
+//   live table   24 bytes a slot (16 on 32-bit targets), 4096 slots at first,
+//                doubled as live samples grow, up to 2 x max_live_samples
 //   stack table  max_stacks x 48 bytes + 2 x max_stacks x 4 bytes index
 //   frame arena  max_stacks x 24 frames x pointer size (the average depth)
-//   free filter  8 x max_live_samples bytes (power of two)
-// Defaults (262144 live samples, 65536 stacks): about 30 MiB of address space
-// on 64-bit. When the live table or the stack table is full, new samples are
+//   free filter  8 x max_live_samples one-byte cells, 4 KiB to 64 KiB
+// Defaults (262144 live samples, 65536 stacks): about 18 MiB of address space
+// at start on 64-bit, up to 30 MiB with the live table at full size. When the live table or the stack table is full, new samples are
 // dropped, counted in dropped_samples (heap_profiler::stats(), and the text
 // report says so); recorded ones keep being updated. Raise the limits with
 // profile_options when that happens. Restarting with other limits allocates
@@ -57,6 +58,7 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <thread>
 
 #include "config.hpp"
 #include "detail/internal_alloc.hpp"
@@ -148,8 +150,18 @@ namespace heapprof {
 inline constexpr std::size_t internal_frames = 12;
 /// Largest capture: max_depth 128 plus memdiag's frames.
 inline constexpr std::size_t max_capture = 128 + internal_frames;
+/// The live table's first size: 4096 slots (96 KiB on 64-bit).
+inline constexpr unsigned initial_live_bits = 12;
 /// Average frames per stack the frame arena is sized for.
 inline constexpr std::size_t arena_frames_per_stack = 24;
+/// The free filter's size bounds: one byte per cell. A free of an unsampled
+/// block costs one load from it, so it must stay in cache: at 64 KiB a 2 MiB
+/// filter's misses (+4 ns per free, measured) are gone, and at the default
+/// interval (a live sample per 512 KiB of heap) false hits stay rare up to
+/// gigabytes of heap: with L live samples a free takes the lock with
+/// probability about L / 65536.
+inline constexpr std::size_t min_filter_cells = 4096;
+inline constexpr std::size_t max_filter_cells = 65536;
 
 /// A live sampled block. addr 0 marks a free slot.
 struct live_entry {
@@ -209,7 +221,7 @@ inline std::uint64_t frames_hash(const std::uintptr_t* f, std::size_t n) noexcep
 struct tables {
     std::uint64_t interval = 0;
     std::size_t max_depth = 0, max_live = 0, max_stacks = 0;
-    unsigned live_bits = 0, filter_bits = 0;
+    unsigned live_bits = 0, max_live_bits = 0, filter_bits = 0;
     std::size_t stack_index_cap = 0, frames_cap = 0;
 
     live_entry* live = nullptr;
@@ -234,8 +246,15 @@ struct tables {
         max_depth = depth;
         max_live = live_max;
         max_stacks = stacks_max;
-        live_bits = log2_of(pow2_at_least(2 * live_max));
-        filter_bits = log2_of(pow2_at_least(8 * live_max < 4096 ? 4096 : 8 * live_max));
+        // The live table starts small and doubles as samples accumulate: its
+        // size follows the live samples, so its lines stay in cache.
+        max_live_bits = log2_of(pow2_at_least(2 * live_max));
+        live_bits = max_live_bits < initial_live_bits ? max_live_bits : initial_live_bits;
+        // Every free reads the filter: it must stay in cache, so it is capped at
+        // 64 KiB (see max_filter_cells) rather than grown with max_live.
+        std::size_t cells = pow2_at_least(8 * live_max);
+        cells = cells < min_filter_cells ? min_filter_cells : cells > max_filter_cells ? max_filter_cells : cells;
+        filter_bits = log2_of(cells);
         stack_index_cap = pow2_at_least(2 * stacks_max);
         frames_cap = stacks_max * arena_frames_per_stack;
         if (frames_cap < max_capture) frames_cap = max_capture;
@@ -303,9 +322,30 @@ struct tables {
         return i;
     }
 
+    /// Doubles the live table (rehashing). False when memory is short. Lock held.
+    bool grow_live() noexcept {
+        const unsigned bits = live_bits + 1;
+        auto* bigger = static_cast<live_entry*>(zeroed((std::size_t{1} << bits) * sizeof(live_entry)));
+        if (bigger == nullptr) return false;
+        live_entry* old = live;
+        const std::size_t old_cap = live_cap();
+        live = bigger;
+        live_bits = bits;
+        for (std::size_t k = 0; k < old_cap; ++k)
+            if (old[k].addr != 0) live[probe(old[k].addr)] = old[k];
+        internal_free(old);
+        return true;
+    }
+
     /// Records a sampled allocation. Lock held.
     void insert(void* ptr, std::size_t size, const std::uintptr_t* f, std::size_t n, std::uint64_t h) noexcept {
         const auto p = reinterpret_cast<std::uintptr_t>(ptr);
+        // Keep the load at most 1/2; the last slots are never filled (probes end).
+        if (2 * (live_count + 1) > live_cap() && (live_bits >= max_live_bits || !grow_live()) &&
+            live_count + 2 > live_cap()) {
+            ++dropped;
+            return;
+        }
         const std::size_t i = probe(p);
         const bool replacing = live[i].addr == p;  // freed where we could not see it
         if (!replacing && live_count >= max_live) {
@@ -364,12 +404,43 @@ struct tables {
     }
 };
 
+/// The table lock. Critical sections are a few hundred nanoseconds, so a
+/// waiter spins on a plain load for a while before yielding: yielding at once
+/// (as the registry's spinlock does) turned exact-mode contention between two
+/// threads into mostly sched_yield system time.
+class table_lock {
+public:
+    void lock() noexcept {
+        for (;;) {
+            if (!flag_.exchange(true, std::memory_order_acquire)) return;
+            for (int i = 0; flag_.load(std::memory_order_relaxed); ++i)
+                if (i >= 2048) std::this_thread::yield();
+        }
+    }
+    void unlock() noexcept { flag_.store(false, std::memory_order_release); }
+
+private:
+    std::atomic<bool> flag_{false};
+};
+
+/// RAII holder of a table_lock.
+class table_guard {
+public:
+    explicit table_guard(table_lock& l) noexcept : lock_(l) { lock_.lock(); }
+    ~table_guard() { lock_.unlock(); }
+    table_guard(const table_guard&) = delete;
+    table_guard& operator=(const table_guard&) = delete;
+
+private:
+    table_lock& lock_;
+};
+
 /// Process-wide profiler state; constant-initialized.
 struct profiler_state {
-    spinlock lock;     ///< guards the tables' contents
+    table_lock lock;   ///< guards the tables' contents
     spinlock control;  ///< start/stop and the dump settings
     std::atomic<tables*> current{nullptr};
-    std::atomic<std::uint32_t> epoch{0};
+    std::uint32_t epoch = 0;  ///< the current (or last) run number; under control
     std::atomic<std::uint64_t> interval{default_sample_interval};
     std::atomic<bool> running{false};
     std::atomic<bool> dumping{false};
@@ -379,6 +450,9 @@ struct profiler_state {
     tables* retired = nullptr;            ///< earlier tables, kept alive (see file comment)
 };
 inline profiler_state g_profiler;
+
+/// Run numbers live in global_slow above slow_epoch_shift (24 bits on 32-bit unsigned).
+inline constexpr unsigned epoch_mask = ~0u >> slow_epoch_shift;
 
 /// Bytes set aside while a dump on failure is configured.
 inline constexpr std::size_t dump_reserve_bytes = std::size_t{4} << 20;
@@ -392,13 +466,16 @@ MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
     // skip 1: this function; memdiag's other frames are removed by name at snapshot.
     const std::size_t n = capture_stack(f, t->max_depth + internal_frames, 1);
     const std::uint64_t h = frames_hash(f, n);
-    spin_guard g(g_profiler.lock);
+    table_guard g(g_profiler.lock);
     t->insert(p, size, f, n, h);
 }
 
 /// profile_allocated handler: count down the thread's bytes, record when due.
+/// The event path calls it only when the countdown may run out (or belongs to
+/// an earlier run); other allocations it counts down inline (tracker.hpp).
 inline void on_allocated(thread_state* s, void* p, std::size_t size) noexcept {
-    const std::uint32_t epoch = g_profiler.epoch.load(std::memory_order_acquire);
+    const std::uint32_t epoch = g_registry.global_slow.load(std::memory_order_relaxed) >> slow_epoch_shift;
+    if (epoch == 0) return;  // stopped meanwhile
     if (MEMDIAG_UNLIKELY(s->sample_epoch != epoch)) {
         // First event of this thread in this run: seed, start a countdown.
         s->sample_epoch = epoch;
@@ -422,7 +499,7 @@ inline void on_allocated(thread_state* s, void* p, std::size_t size) noexcept {
 }
 
 MEMDIAG_COLD inline void forget_block(tables* t, void* p) noexcept {
-    spin_guard g(g_profiler.lock);
+    table_guard g(g_profiler.lock);
     t->remove(p);
 }
 
@@ -487,7 +564,7 @@ inline bool take_snapshot(snapshot_data& out) {
         // Copy under the lock, quickly; everything slow happens after.
         stacks.reserve(t->max_stacks);
         out.frames.reserve(t->frames_cap);
-        spin_guard g(g_profiler.lock);
+        table_guard g(g_profiler.lock);
         stacks.assign(t->stacks, t->stacks + t->stack_count);
         out.frames.assign(t->frames, t->frames + t->frames_used);
         out.stats.running = g_profiler.running.load(std::memory_order_relaxed);
@@ -699,11 +776,11 @@ public:
         const std::uint64_t interval =
             options.sample_interval() != 0 ? options.sample_interval() : sample_interval_from_env();
         spin_guard c(g_profiler.control);
-        g_registry.global_slow.fetch_and(~slow_profiler);
+        g_registry.global_slow.fetch_and(~(slow_profiler | (epoch_mask << slow_epoch_shift)));
         g_profiler.running.store(false);
         tables* t = g_profiler.current.load(std::memory_order_acquire);
         if (t != nullptr && t->same_shape(options.max_depth(), options.max_live_samples(), options.max_stacks())) {
-            spin_guard g(g_profiler.lock);
+            table_guard g(g_profiler.lock);
             t->clear();
             t->interval = interval;
         } else {
@@ -725,12 +802,15 @@ public:
             std::snprintf(g_profiler.dump_path, sizeof g_profiler.dump_path, "%s", p);
         update_reserve();
         g_profiler.interval.store(interval, std::memory_order_relaxed);
-        g_profiler.epoch.fetch_add(1, std::memory_order_release);  // every thread redraws its countdown
+        // A new run number: every thread redraws its countdown with this interval.
+        unsigned epoch = (g_profiler.epoch + 1) & epoch_mask;
+        if (epoch == 0) epoch = 1;
+        g_profiler.epoch = epoch;
         g_handlers.profile_allocated.store(&on_allocated, std::memory_order_release);
         g_handlers.profile_freed.store(&on_freed, std::memory_order_release);
         g_handlers.out_of_memory.store(&on_out_of_memory, std::memory_order_release);
         g_profiler.running.store(true);
-        g_registry.global_slow.fetch_or(slow_profiler);
+        g_registry.global_slow.fetch_or(slow_profiler | (epoch << slow_epoch_shift));
         return result::success();
 #else
         (void)options;
@@ -742,8 +822,9 @@ public:
     /// the next start(); frees after stop() are no longer seen.
     static void stop() noexcept {
 #if MEMDIAG_ENABLED
-        detail::spin_guard c(detail::heapprof::g_profiler.control);
-        detail::g_registry.global_slow.fetch_and(~detail::slow_profiler);
+        using namespace detail;
+        spin_guard c(heapprof::g_profiler.control);
+        g_registry.global_slow.fetch_and(~(slow_profiler | (heapprof::epoch_mask << slow_epoch_shift)));
         detail::heapprof::g_profiler.running.store(false);
 #endif
     }
@@ -789,7 +870,7 @@ public:
         detail::heapprof::tables* t = g_profiler.current.load(std::memory_order_acquire);
         st.running = g_profiler.running.load(std::memory_order_relaxed);
         if (t == nullptr) return st;
-        detail::spin_guard g(g_profiler.lock);
+        detail::heapprof::table_guard g(g_profiler.lock);
         st.sample_interval = t->interval;
         st.samples = t->samples;
         st.dropped_samples = t->dropped;

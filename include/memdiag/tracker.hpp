@@ -49,6 +49,12 @@ MEMDIAG_ALWAYS_INLINE bool global_slow_path() noexcept {
     return g_registry.global_slow.load(std::memory_order_relaxed) != 0;
 }
 
+/// Only the heap profiler needs the slow path (no process-wide scope): it
+/// admits every allocation, and counts frees with one filter test.
+MEMDIAG_ALWAYS_INLINE bool profiler_only(unsigned global_slow) noexcept {
+    return (global_slow & ((1u << slow_epoch_shift) - 1)) == slow_profiler;
+}
+
 MEMDIAG_COLD inline bool admit_slow(tracker_slot& t, std::size_t size, bool may_throw) {
     auto admit = g_handlers.budget_admit.load(std::memory_order_acquire);
     if (admit == nullptr) return true;
@@ -131,7 +137,9 @@ MEMDIAG_COLD inline void count_shared(tracker_slot& t, std::size_t size, bool al
 MEMDIAG_ALWAYS_INLINE bool admit_allocation(tracker_slot& t, std::size_t size, bool may_throw) {
 #if MEMDIAG_ENABLED
     const std::uint64_t guards = tls_head.guards;
-    if (MEMDIAG_LIKELY(guards == 0 && !global_slow_path())) return true;
+    if (MEMDIAG_LIKELY(guards == 0 && (!global_slow_path() ||
+                                        profiler_only(g_registry.global_slow.load(std::memory_order_relaxed)))))
+        return true;
     if (in_internal_section(guards) || in_nested_event(guards)) return true;
     return admit_slow(t, size, may_throw);
 #else
@@ -197,11 +205,20 @@ MEMDIAG_ALWAYS_INLINE void record_allocation(tracker_slot& t, void* p, std::size
 #if MEMDIAG_ENABLED
     const thread_head& h = tls_head;
     thread_state* s = h.state;
-    if (MEMDIAG_LIKELY(s != nullptr && h.guards == 0 && t.shard_index >= 0 && !global_slow_path())) {
-        shard_allocated(s->shards[t.shard_index], t, size);
-        ++s->allocations;
-        s->bytes_allocated += size;
-        return;
+    if (MEMDIAG_LIKELY(s != nullptr && h.guards == 0 && t.shard_index >= 0)) {
+        const unsigned g = g_registry.global_slow.load(std::memory_order_relaxed);
+        const auto bytes = static_cast<std::int64_t>(requested != 0 ? requested : size);
+        // Heap profiling alone: an allocation that leaves the sample countdown
+        // of this run positive is not sampled, so it is counted right here
+        // (what the profiler's handler would do) without the slow path.
+        if (MEMDIAG_LIKELY(g == 0) || (profiler_only(g) && s->sample_epoch == (g >> slow_epoch_shift) &&
+                                       s->sample_countdown > bytes)) {
+            if (g != 0) s->sample_countdown -= bytes;
+            shard_allocated(s->shards[t.shard_index], t, size);
+            ++s->allocations;
+            s->bytes_allocated += size;
+            return;
+        }
     }
     record_allocation_slow(t, p, size, requested != 0 ? requested : size);
 #else
@@ -214,11 +231,18 @@ MEMDIAG_ALWAYS_INLINE void record_deallocation(tracker_slot& t, void* p, std::si
 #if MEMDIAG_ENABLED
     const thread_head& h = tls_head;
     thread_state* s = h.state;
-    if (MEMDIAG_LIKELY(s != nullptr && h.guards == 0 && t.shard_index >= 0 && !global_slow_path())) {
-        shard_freed(s->shards[t.shard_index], t, size);
-        ++s->deallocations;
-        s->bytes_freed += size;
-        return;
+    if (MEMDIAG_LIKELY(s != nullptr && h.guards == 0 && t.shard_index >= 0)) {
+        const unsigned g = g_registry.global_slow.load(std::memory_order_relaxed);
+        if (MEMDIAG_LIKELY(g == 0) || profiler_only(g)) {
+            shard_freed(s->shards[t.shard_index], t, size);
+            ++s->deallocations;
+            s->bytes_freed += size;
+            // Heap profiling alone: only the profiler's filter test remains.
+            if (g != 0) {
+                if (auto f = g_handlers.profile_freed.load(std::memory_order_acquire)) f(p);
+            }
+            return;
+        }
     }
     record_deallocation_slow(t, p, size);
 #else

@@ -161,8 +161,11 @@ static_assert(MEMDIAG_MAX_TRACKERS >= 2 && MEMDIAG_MAX_TRACKERS <= 64,
 
 inline registry g_registry;
 
-/// Bits of registry::global_slow.
-enum : unsigned { slow_process_scope = 1u, slow_profiler = 2u };
+/// Bits of registry::global_slow. While slow_profiler is set, the bits from
+/// slow_epoch_shift up hold the heap profiler's run number (never 0), so the
+/// hot path can tell with the same load whether a thread's sample countdown
+/// belongs to the current run.
+enum : unsigned { slow_process_scope = 1u, slow_profiler = 2u, slow_epoch_shift = 8u };
 
 /// The trackers every program has: everything the global hook sees, and the
 /// default for tracking allocators and resources given no tracker.
