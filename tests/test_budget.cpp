@@ -54,6 +54,12 @@ TEST_CASE("throw policy: the allocation past the limit throws budget_exceeded", 
         CHECK(what.find("budget 'three' exceeded: max_allocations") != std::string::npos);
         CHECK(what.find("attempted: 4 allocations (1 over)") != std::string::npos);
         CHECK(what.find("test_budget.cpp") != std::string::npos);
+#if MEMDIAG_HAS_FRAME_WALK || MEMDIAG_HAS_UNWINDER
+        // The allocation's stack, with memdiag's own frames removed.
+        CHECK(what.find("  stack:\n    #0 0x") != std::string::npos);
+        CHECK(what.find("memdiag::detail") == std::string::npos);
+        CHECK(e.info().stack_depth > 0);
+#endif
     }
     CHECK(done == 3);
 }
@@ -454,4 +460,37 @@ TEST_CASE("soft limit fires once per crossing, with hysteresis", "[budget][soft_
     CHECK(soft_calls == 2);
     for (char* p : *shed_me) delete[] p;
     delete shed_me;
+}
+
+// ---- heap snapshot on breach ---------------------------------------------------------
+
+#include <memdiag/heap_profile.hpp>
+
+#include <sys/stat.h>
+
+TEST_CASE("a budget with dump_on_breach writes a heap snapshot", "[budget][snapshot]") {
+#if MEMDIAG_TSAN
+    WARN("the global hook is off under ThreadSanitizer");
+    return;
+#endif
+    const bool was_running = memdiag::heap_profiler::running();
+    if (!was_running) REQUIRE(memdiag::heap_profiler::start(memdiag::profile_options{}.sample_interval(1)));
+    char path[] = "/tmp/memdiag-breach-XXXXXX";
+    const int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    close(fd);
+    std::remove(path);
+    memdiag::heap_profiler::set_dump_path(path);
+    {
+        scoped_budget guard{limits{}.max_allocations(1).dump_on_breach(), breach_policy::report};
+        allocate_n(3);
+        CHECK(guard.breaches() == 2);
+    }
+    struct stat st {};
+    CHECK(stat(path, &st) == 0);  // written once, on the first (reported) breach
+    CHECK(st.st_size > 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    std::remove(path);
+    memdiag::heap_profiler::set_dump_path("");
+    if (!was_running) memdiag::heap_profiler::stop();
 }

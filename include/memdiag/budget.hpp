@@ -23,7 +23,9 @@
 #include <utility>
 
 #include "detail/internal_section.hpp"
+#include "detail/symbols.hpp"
 #include "detail/throw.hpp"
+#include "stack.hpp"
 #include "stats.hpp"
 #include "tracker.hpp"
 
@@ -78,7 +80,57 @@ struct breach_info {
     bool process_wide = false;
     bool at_scope_end = false;          ///< found when the scope ended (live_bytes)
     std::uint64_t live_allocations = 0;  ///< at scope end: allocations still held
+    /// Return addresses of the allocation that crossed the limit, its caller
+    /// first (memdiag's and operator new's frames removed); depth 0 at scope end.
+    std::uintptr_t stack[16] = {};
+    std::size_t stack_depth = 0;
 };
+
+namespace detail {
+/// Appends "  stack:" and one line per frame of b.stack, symbolized in-process.
+inline std::size_t format_breach_stack(const breach_info& b, char* buf, std::size_t size) noexcept {
+    std::size_t used = 0;
+    if (b.stack_depth == 0 || size == 0) return 0;
+    internal_section quiet;
+    symbolizer names;
+    auto put = [&](const char* text) {
+        const int n = std::snprintf(buf + used, size - used, "%s", text);
+        if (n > 0) used += static_cast<std::size_t>(n) < size - used ? static_cast<std::size_t>(n) : size - used - 1;
+    };
+    put("  stack:\n");
+    for (std::size_t i = 0; i < b.stack_depth && used + 1 < size; ++i) {
+        const internal_string name = names.function_name(b.stack[i] - 1);
+        char line[200];  // long template names are cut, the line always ends
+        std::snprintf(line, sizeof line, "    #%zu 0x%llx %.160s\n", i, static_cast<unsigned long long>(b.stack[i]),
+                      name.empty() ? "?" : name.c_str());
+        put(line);
+    }
+    return used;
+}
+
+/// True for frames of the hook itself: memdiag's own code and the allocation
+/// entry points that lead into it.
+inline bool is_hook_frame(const internal_string& name) noexcept {
+    auto starts = [&](const char* prefix) { return name.compare(0, std::strlen(prefix), prefix) == 0; };
+    return starts("memdiag::") || starts("operator new") || starts("malloc") || starts("calloc") ||
+           starts("realloc") || starts("std::__new_allocator") || starts("__gnu_cxx::new_allocator") ||
+           starts("std::allocator_traits") || starts("std::allocator<");
+}
+
+/// Captures the stack of the allocation that crossed a limit, without the hook's frames.
+inline void capture_breach_stack(breach_info& info) noexcept {
+    std::uintptr_t frames[48];
+    const std::size_t n = capture_stack(frames, 48, 0);
+    internal_section quiet;
+    symbolizer names;
+    std::size_t first = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        if (is_hook_frame(names.function_name(frames[i] - 1))) first = i + 1;
+    if (first >= n) first = 0;  // nothing but hook frames: keep everything
+    info.stack_depth = 0;
+    for (std::size_t i = first; i < n && info.stack_depth < 16; ++i) info.stack[info.stack_depth++] = frames[i];
+}
+}  // namespace detail
 
 /// Writes the breach report, one readable block, into buf (never allocates).
 /// Returns the number of characters written (truncated to size - 1).
@@ -125,7 +177,8 @@ inline std::size_t format_breach(const breach_info& b, char* buf, std::size_t si
         buf[0] = '\0';
         return 0;
     }
-    return static_cast<std::size_t>(n) < size ? static_cast<std::size_t>(n) : size - 1;
+    std::size_t used = static_cast<std::size_t>(n) < size ? static_cast<std::size_t>(n) : size - 1;
+    return used + detail::format_breach_stack(b, buf + used, size - used);
 }
 
 /// Thrown by an allocation that would cross a budget with breach_policy::throw_exception.
@@ -150,7 +203,7 @@ public:
 private:
     breach_info info_;
     char name_[64] = {};
-    char message_[512] = {};
+    char message_[2048] = {};
 };
 
 /// A breach callback: receives the breach and the context given with it.
@@ -178,12 +231,20 @@ public:
         return *this;
     }
 
+    /// On a breach, also write a heap snapshot (needs the heap profiler running
+    /// and a dump path or MEMDIAG_DUMP_DIR; see heap_profile.hpp).
+    limits& dump_on_breach(bool on = true) noexcept {
+        dump_ = on;
+        return *this;
+    }
+
     std::uint64_t bytes() const noexcept { return bytes_; }              ///< max_bytes, or unlimited
     std::uint64_t allocations() const noexcept { return allocations_; }  ///< max_allocations, or unlimited
     std::uint64_t peak_bytes() const noexcept { return peak_; }          ///< max_peak_bytes, or unlimited
     std::uint64_t live_bytes() const noexcept { return live_; }          ///< max_live_bytes, or unlimited
     breach_callback callback() const noexcept { return callback_; }      ///< on_breach function
     void* callback_context() const noexcept { return context_; }         ///< on_breach context
+    bool dumps_on_breach() const noexcept { return dump_; }              ///< dump_on_breach setting
     /// True when some per-allocation limit applies.
     bool any_per_allocation() const noexcept {
         return bytes_ != unlimited || allocations_ != unlimited || peak_ != unlimited;
@@ -197,6 +258,7 @@ private:
     std::uint64_t bytes_ = unlimited, allocations_ = unlimited, peak_ = unlimited, live_ = unlimited;
     breach_callback callback_ = nullptr;
     void* context_ = nullptr;
+    bool dump_ = false;
 };
 
 /// Whose allocations a budget counts.
@@ -266,14 +328,35 @@ inline allocation_stats scope_figures(const scope_link& l, const thread_state* s
 }
 
 /// Acts on a breach by the scope's policy. Returns whether the allocation may proceed.
+/// Writes a heap snapshot for a breach when the budget asked for one.
+inline void dump_if_asked(const scope_link& l, const breach_info& info) noexcept {
+    if (!l.lim.dumps_on_breach()) return;
+    auto dump = g_handlers.breach_dump.load(std::memory_order_acquire);
+    if (dump == nullptr) return;
+    char reason[160];
+    std::snprintf(reason, sizeof reason, "budget '%s' exceeded: %s", info.budget_name ? info.budget_name : "budget",
+                  to_string(info.which));
+    dump(reason);
+}
+
 MEMDIAG_COLD inline bool on_breach(scope_link& l, breach_info& info, bool may_throw) {
     if (l.joined) ++l.shared->joined_breaches;
     else ++l.breaches;
     info.budget_name = l.name;
     info.where = l.where;
     info.process_wide = l.process_wide;
+    const unsigned bit = 1u << static_cast<unsigned>(info.which);
+    const bool first_of_kind = (l.reported.fetch_or(bit) & bit) == 0;
+    // Stacks cost a walk and symbol lookups: only for a breach someone will read.
+    const bool will_report = l.policy != breach_policy::report || first_of_kind;
+    if (!info.at_scope_end && will_report && !(l.policy == breach_policy::throw_exception && !may_throw))
+        capture_breach_stack(info);
     if (l.policy == breach_policy::throw_exception) {
         if (!may_throw) return false;
+        {
+            internal_section quiet;
+            dump_if_asked(l, info);
+        }
 #if MEMDIAG_HAS_EXCEPTIONS
         // The exception object comes from malloc and is freed by whoever catches
         // it, where memdiag counts the free: count its allocation too (trackers
@@ -290,22 +373,24 @@ MEMDIAG_COLD inline bool on_breach(scope_link& l, breach_info& info, bool may_th
         case breach_policy::throw_exception:
             return false;  // handled above
         case breach_policy::report: {
-            const unsigned bit = 1u << static_cast<unsigned>(info.which);
-            if ((l.reported.fetch_or(bit) & bit) == 0) {
-                char buf[640];
+            if (first_of_kind) {
+                char buf[2048];
                 const std::size_t n = format_breach(info, buf, sizeof buf);
                 std::fwrite(buf, 1, n, stderr);
+                dump_if_asked(l, info);
             }
             return true;
         }
         case breach_policy::report_and_abort: {
-            char buf[640];
+            char buf[2048];
             const std::size_t n = format_breach(info, buf, sizeof buf);
             std::fwrite(buf, 1, n, stderr);
+            dump_if_asked(l, info);
             std::fflush(stderr);
             std::abort();
         }
         case breach_policy::callback:
+            dump_if_asked(l, info);
             if (auto f = l.lim.callback()) f(info, l.lim.callback_context());
             return true;
     }

@@ -720,6 +720,11 @@ inline void on_out_of_memory(std::size_t size) noexcept {
     dump_heap_on_failure(reason);
 }
 
+/// breach_dump handler: a budget with dump_on_breach() was breached.
+inline void on_breach_dump(const char* reason) noexcept {
+    if (g_profiler.running.load(std::memory_order_relaxed)) dump_heap_on_failure(reason);
+}
+
 /// Sets aside the reserve when a dump destination is known. control held.
 inline void update_reserve() noexcept {
     const bool want = g_profiler.dump_path[0] != '\0' || std::getenv("MEMDIAG_DUMP_DIR") != nullptr;
@@ -809,6 +814,7 @@ public:
         g_handlers.profile_allocated.store(&on_allocated, std::memory_order_release);
         g_handlers.profile_freed.store(&on_freed, std::memory_order_release);
         g_handlers.out_of_memory.store(&on_out_of_memory, std::memory_order_release);
+        g_handlers.breach_dump.store(&on_breach_dump, std::memory_order_release);
         g_profiler.running.store(true);
         g_registry.global_slow.fetch_or(slow_profiler | (epoch << slow_epoch_shift));
         return result::success();

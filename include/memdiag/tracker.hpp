@@ -41,6 +41,8 @@ struct event_handlers {
     std::atomic<void (*)(void*)> profile_freed{nullptr};
     /// The global hook is about to throw std::bad_alloc (heap snapshot on failure).
     std::atomic<void (*)(std::size_t)> out_of_memory{nullptr};
+    /// A budget was breached and asked for a heap snapshot (set by the heap profiler).
+    std::atomic<void (*)(const char* reason)> breach_dump{nullptr};
 };
 inline event_handlers g_handlers;
 
