@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/setup-deps.sh cmake ninja-build
+bash scripts/setup-deps.sh cmake ninja-build golang-go
 cmake -S . -B build/demo -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DMEMDIAG_BUILD_TESTS=OFF -DMEMDIAG_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build build/demo >/dev/null
@@ -19,3 +19,9 @@ section "2. A budget around a block of code, breached (examples/budget_guard.cpp
 
 section "3. Memory attributed to named trackers (examples/track_containers.cpp)"
 "$ex/track_containers"
+
+section "4. A heap snapshot, opened by go tool pprof (examples/heap_snapshot.cpp)"
+"$ex/heap_snapshot" build/demo/heap.pb.gz | head -n 20
+echo
+echo "\$ go tool pprof -top -sample_index=inuse_space $ex/heap_snapshot build/demo/heap.pb.gz"
+go tool pprof -top -sample_index=inuse_space "$ex/heap_snapshot" build/demo/heap.pb.gz 2>/dev/null | head -n 12
