@@ -18,22 +18,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/memdiag-heap-check.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-pass() { echo "ok:   $*"; }
+. "$here/lib/check_common.sh"
 
 # ---- tools -------------------------------------------------------------------
-if ! command -v go >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "go not found; trying apt-get install -y golang-go" >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y golang-go >/dev/null 2>&1 ||
-            { apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y golang-go >/dev/null 2>&1; }
-    fi
-fi
-if ! command -v go >/dev/null 2>&1; then
-    echo "SKIP: 'go' (for go tool pprof) is not installed and could not be installed; install golang-go" >&2
-    exit 77
-fi
+require_go
 command -v awk >/dev/null 2>&1 || { echo "SKIP: awk is not installed" >&2; exit 77; }
 export GOCACHE="${GOCACHE:-$work/gocache}" HOME="${HOME:-$work}"
 pprof() { go tool pprof "$@" 2>"$work/pprof.err"; }

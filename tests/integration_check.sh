@@ -28,22 +28,13 @@ if [ -z "$catch2$gtest$doctest$bench" ]; then
     exit 77
 fi
 
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/memdiag-integration.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-failures=0 passes=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-pass() { echo "ok:   $*"; passes=$((passes + 1)); }
+. "$here/lib/check_common.sh"
 
 # ---- go tool pprof ---------------------------------------------------------------
-if ! command -v go >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "go not found; trying apt-get install -y golang-go" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y golang-go >/dev/null 2>&1 ||
-        { apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y golang-go >/dev/null 2>&1; }
-fi
-if ! command -v go >/dev/null 2>&1; then
-    echo "SKIP: 'go' (for go tool pprof) is not installed and could not be installed; install golang-go" >&2
-    exit 77
-fi
+require_go
 export GOCACHE="${GOCACHE:-$work/gocache}" HOME="${HOME:-$work}"
 
 # The test-side settings must come from this script only.
