@@ -1,10 +1,13 @@
 // examples/budget_guard.cpp - guard a block of code with a memory budget.
 //
 // A "parser" that should allocate little is run under a budget; a regression
-// makes it allocate per token, the budget catches it and says what happened.
-// Also shows measure(), allocs_per_run() and a leak check.
+// makes it allocate per token, the budget catches it and says what happened,
+// with the allocation's stack. With MEMDIAG_DUMP_DIR set, the breach also
+// writes a heap snapshot there. Also shows measure(), allocs_per_run() and a
+// leak check.
 #define MEMDIAG_REPLACE_GLOBAL_NEW  // this file is the program's one definition of the hook
 #include <memdiag/global_new.hpp>
+#include <memdiag/heap_profile.hpp>
 #include <memdiag/memdiag.hpp>
 
 #include <cstdio>
@@ -41,9 +44,14 @@ int main() {
                 memdiag::allocs_per_run(20, [&] { parse(input, false); }),
                 memdiag::allocs_per_run(20, [&] { parse(input, true); }));
 
+    // Record every allocation, so a breach can leave a complete heap snapshot.
+    memdiag::heap_profiler::start(memdiag::profile_options{}.sample_interval(1));
+
     std::printf("\nparsing under a budget of 8 allocations and 4 KiB:\n");
+    std::fflush(stdout);
     try {
-        memdiag::scoped_budget guard{memdiag::limits{}.max_allocations(8).max_bytes(4096), "parse", MEMDIAG_HERE};
+        memdiag::scoped_budget guard{
+            memdiag::limits{}.max_allocations(8).max_bytes(4096).dump_on_breach(), "parse", MEMDIAG_HERE};
         parse(input, true);
         std::printf("within budget\n");
     } catch (const memdiag::budget_exceeded& breach) {
