@@ -536,7 +536,7 @@ public:
         const allocation_stats u = budget_.used();
         budget_.finish();  // callback policy: reports max_live_bytes through record(), never throws
         if (!breached_ || sink_ == nullptr) return;
-        char head[640];
+        char head[2048];  // room for the allocation's stack
         format_breach(first_, head, sizeof head);
         sink_(std::string(head) + "  measured: " + u.to_string() + "\n" + detail::report_tail(), where_);
     }
@@ -836,7 +836,7 @@ public:
             config().errors.clear();  // said once
         }
         if (budgeted && scope_.breached()) {
-            char head[640];
+            char head[2048];  // room for the allocation's stack
             breach_info b = scope_.breach();
             b.budget_name = "test budget";
             format_breach(b, head, sizeof head);
