@@ -301,6 +301,13 @@ TEST_CASE("stress: 8 lanes of short-lived threads, exact counts, a fork in the m
 
 #if MEMDIAG_POSIX
 TEST_CASE("stress: fork while threads allocate under a process-wide budget", "[stress][threads][fork]") {
+#if MEMDIAG_ASAN && defined(__clang__) && __clang_major__ < 15
+    // clang 14's ASan does not hold its stack-depot lock across fork: a child
+    // forked while another thread is inside malloc can hang in its first
+    // allocation (seen in CI: 2 of 40 children). Later runtimes lock it.
+    WARN("skipped under clang < 15 AddressSanitizer (its runtime is not fork-safe with running threads)");
+    return;
+#endif
     memdiag::tracker t{"process budget"};
     std::atomic<bool> stop{false};
     std::atomic<std::uint64_t> made{0};
