@@ -144,10 +144,10 @@ run() {
     aarch64)
       # The whole suite cross-built, run under qemu-aarch64. Tests that run a
       # target binary from a host script (pprof_check, env_checks,
-      # integration_check) cannot. The
+      # heap_profile_check, breach_dump_check, integration_check) cannot. The
       # stack tests run without the case comparing with /proc/self/maps, which
       # qemu-user synthesizes (it lists one executable row more than the loader).
-      CTEST_ARGS=(-E '^(pprof_check|env_checks|memdiag_stack_tests|integration_check)$')
+      CTEST_ARGS=(-E '^(pprof_check|env_checks|heap_profile_check|breach_dump_check|memdiag_stack_tests|integration_check)$')
       cmake_config aarch64 aarch64-linux-gnu-g++ 17 "" \
         -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/aarch64-linux-gnu.cmake"
       qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/aarch64/tests/memdiag_stack_tests" \
