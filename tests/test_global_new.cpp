@@ -125,9 +125,10 @@ TEST_CASE("other threads' allocations are counted and survive thread exit", "[gl
         std::vector<std::thread> pool;
         for (int t = 0; t < 8; ++t)
             pool.emplace_back([] {
+                long* volatile mine = nullptr;  // per thread: a shared sink would be freed twice
                 for (int i = 0; i < 1000; ++i) {
-                    sink = new long(i);
-                    delete static_cast<long*>(sink);
+                    mine = new long(i);
+                    delete mine;
                 }
             });
         for (auto& th : pool) th.join();
