@@ -30,7 +30,7 @@ using memdiag::limits;
 using memdiag::scoped_budget;
 
 namespace {
-void* volatile sink = nullptr;
+thread_local void* volatile sink = nullptr;  // per thread: tests allocate from several threads
 // Sizes read through a volatile, so the compiler cannot fold the call away.
 volatile std::size_t huge_size = ~std::size_t{0} - 4096;
 volatile std::size_t max_size = ~std::size_t{0};

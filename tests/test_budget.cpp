@@ -27,7 +27,7 @@ using memdiag::scoped_budget;
 
 namespace {
 // Through a volatile sink: compilers may otherwise elide a new/delete pair.
-void* volatile sink = nullptr;
+thread_local void* volatile sink = nullptr;  // per thread: tests allocate from several threads
 char* new_chars(std::size_t n) {
     sink = new char[n];
     return static_cast<char*>(sink);

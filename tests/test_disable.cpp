@@ -24,7 +24,7 @@ using memdiag::limits;
 using memdiag::scoped_budget;
 
 namespace {
-void* volatile sink = nullptr;
+thread_local void* volatile sink = nullptr;  // per thread: tests allocate from several threads
 const memdiag::allocation_stats zero{};
 
 void churn() {

@@ -21,7 +21,7 @@ using memdiag::scoped_budget;
 
 namespace {
 
-void* volatile sink = nullptr;
+thread_local void* volatile sink = nullptr;  // per thread: tests allocate from several threads
 
 template <class T>
 using tracked_vector = std::vector<T, memdiag::tracking_allocator<T>>;

@@ -22,7 +22,7 @@ struct before_main {
 before_main early;
 
 // Through a volatile sink: compilers may otherwise elide a new/delete pair.
-void* volatile sink = nullptr;
+thread_local void* volatile sink = nullptr;  // per thread: tests allocate from several threads
 
 template <class F>
 memdiag::allocation_stats process_delta(F f) {
