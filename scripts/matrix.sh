@@ -4,26 +4,43 @@
 # exceptions or RTTI, a Windows compile check, MEMDIAG_DISABLE, the fuzz targets,
 # and projects consuming memdiag.
 #
-# Usage: scripts/matrix.sh [NAME...]   (default: every configuration)
-#        scripts/matrix.sh --list
+# Usage: scripts/matrix.sh [NAME...]   (default: the CI set, see default_configs)
+#        scripts/matrix.sh --list       (every configuration; * marks the CI set)
 # Environment: MEMDIAG_JOBS (parallel jobs), MEMDIAG_FUZZ_SECONDS (per fuzz
 # target, default 10), MEMDIAG_MATRIX_DIR (build root, default build/matrix).
-# Each configuration prints its wall time; a summary table ends the run.
+# Each configuration prints its wall time; a summary table ends the run, also
+# when a configuration failed (the run goes on to the next one). A configuration
+# the host cannot run (a kernel feature, a package that cannot be installed) is
+# reported as skipped with its reason. Exit status: 1 if any configuration failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 jobs=${MEMDIAG_JOBS:-$(nproc)}
 out=${MEMDIAG_MATRIX_DIR:-build/matrix}
 case $out in /*) ;; *) out=$root/$out ;; esac
-all_configs=(gcc-17 gcc-20 clang-17 clang-20 asan tsan m32 aarch64 no-exceptions no-rtti disable headers mingw fuzz
-  consumers)
+all_configs=(gcc-17 gcc-20 clang-17 clang-20 release-gcc release-clang asan tsan m32 aarch64 no-exceptions no-rtti
+  disable headers mingw fuzz consumers)
+# What CI runs after scripts/test.sh (which is g++, C++17, RelWithDebInfo): each
+# compiler in Debug and in Release (-O3, C++20), so gcc-17/gcc-20/clang-20 are
+# left to local runs.
+default_configs=(clang-17 release-gcc release-clang asan tsan m32 aarch64 no-exceptions no-rtti disable headers
+  mingw fuzz consumers)
 
 if [ "${1:-}" = "--list" ]; then
-  printf '%s\n' "${all_configs[@]}"
+  for c in "${all_configs[@]}"; do
+    case " ${default_configs[*]} " in *" $c "*) echo "$c *" ;; *) echo "$c" ;; esac
+  done
   exit 0
 fi
 
 bash scripts/setup-deps.sh cmake ninja-build catch2 meson pkg-config clang
+
+# skip_row REASON: end the current configuration as skipped (it runs in a subshell).
+skip_row() {
+  echo "$*" > "$out/$current.skip"
+  echo "-- $current skipped: $*"
+  exit 77
+}
 
 # Packages a configuration needs beyond the base set, installed on first use.
 # The 32-bit pieces are the versioned g++-N-multilib, not the g++-multilib
@@ -33,12 +50,32 @@ bash scripts/setup-deps.sh cmake ninja-build catch2 meson pkg-config clang
 gxx_major=$(g++ -dumpversion | cut -d. -f1)
 deps_for() {
   case $1 in
-    m32) bash scripts/setup-deps.sh "g++-$gxx_major-multilib" ;;
-    aarch64) bash scripts/setup-deps.sh g++-aarch64-linux-gnu qemu-user ;;
-    mingw) bash scripts/setup-deps.sh g++-mingw-w64-x86-64 ;;
+    m32) bash scripts/setup-deps.sh "g++-$gxx_major-multilib" qemu-user ||
+      bash scripts/setup-deps.sh "g++-$gxx_major-multilib" || skip_row "g++-$gxx_major-multilib cannot be installed" ;;
+    aarch64) bash scripts/setup-deps.sh g++-aarch64-linux-gnu qemu-user ||
+      skip_row "g++-aarch64-linux-gnu and qemu-user cannot be installed" ;;
+    mingw) bash scripts/setup-deps.sh g++-mingw-w64-x86-64 || skip_row "g++-mingw-w64-x86-64 cannot be installed" ;;
     fuzz|asan|tsan) bash scripts/setup-deps.sh "libclang-rt-$(clang++ -dumpversion | cut -d. -f1)-dev" 2>/dev/null ||
       bash scripts/setup-deps.sh clang ;;
   esac
+}
+
+# TSan needs an address layout its runtime accepts: kernels with vm.mmap_rnd_bits
+# above 30 (Ubuntu 24.04 and others) make it abort with "unexpected memory
+# mapping". Probe once; run under setarch -R if that helps, else skip the row.
+tsan_probe() {
+  local dir=$out/tsan-probe
+  mkdir -p "$dir"
+  printf 'int main() { return 0; }\n' > "$dir/probe.cpp"
+  clang++ -fsanitize=thread "$dir/probe.cpp" -o "$dir/probe" 2> "$dir/build.log" ||
+    skip_row "clang++ -fsanitize=thread cannot link a program here: $(head -n 1 "$dir/build.log")"
+  "$dir/probe" 2> "$dir/run.log" && return 0
+  if command -v setarch > /dev/null && setarch "$(uname -m)" -R "$dir/probe" 2>/dev/null; then
+    echo "-- tsan: the runtime rejects this kernel's address layout; tests run under setarch -R"
+    CTEST_PREFIX=(setarch "$(uname -m)" -R)
+    return 0
+  fi
+  skip_row "a ThreadSanitizer program cannot start on this kernel: $(head -n 1 "$dir/run.log")"
 }
 
 # -m32 flags for a hand-written compile: the asm include link in the build tree.
@@ -50,17 +87,28 @@ m32_flags() {
 }
 
 # cmake_config NAME CXX STD CXXFLAGS [EXTRA CMAKE ARGS...]: build and ctest one configuration.
-# CTEST_ARGS (an array, may be empty) adds ctest arguments, e.g. -E to exclude.
-CTEST_ARGS=()
+# CTEST_ARGS (an array, may be empty) adds ctest arguments, e.g. -E to exclude;
+# CTEST_PREFIX (an array) is a command ctest runs under (its tests inherit it).
+CTEST_ARGS=() CTEST_PREFIX=()
 cmake_config() {
   local name=$1 cxx=$2 std=$3 flags=$4
   shift 4
   local dir=$out/$name
   echo "== $name ($cxx, C++$std, ${flags:-no extra flags})"
-  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER="$cxx" \
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Debug}" -DCMAKE_CXX_COMPILER="$cxx" \
     -DCMAKE_CXX_STANDARD="$std" -DCMAKE_CXX_FLAGS="$flags" -DMEMDIAG_BUILD_BENCHMARKS=OFF "$@" >/dev/null
   cmake --build "$dir" -j "$jobs"
-  ctest --test-dir "$dir" --output-on-failure -j "$jobs" "${CTEST_ARGS[@]}"
+  "${CTEST_PREFIX[@]}" ctest --test-dir "$dir" --output-on-failure -j "$jobs" "${CTEST_ARGS[@]}"
+  ctest_skip_reasons "$dir"
+}
+
+# ctest_skip_reasons DIR: name each test CTest skipped with the SKIP lines it printed.
+ctest_skip_reasons() {
+  local log=$1/Testing/Temporary/LastTest.log
+  [ -f "$log" ] || return 0
+  awk '/^[0-9]+\/[0-9]+ Test: / { name = $3; n = 0 }
+       /^SKIP/ { why[name] = why[name] (n++ ? "; " : "") substr($0, 1, 200) }
+       END { for (t in why) print "   skip note from " t ": " why[t] }' "$log" | tee -a "$out/$current.notes"
 }
 
 # The every-header TU as a program (with the global hook), run where it can run.
@@ -74,7 +122,7 @@ smoke() {
   # shellcheck disable=SC2086
   "$cxx" -std=c++17 -Wall -Wextra -Wpedantic -Wshadow -Werror $flags -Iinclude -DMEMDIAG_ALL_HEADERS_MAIN \
     tests/compile/all_headers.cpp -o "$dir/all_headers" -pthread -ldl
-  "$@" "$dir/all_headers"
+  ${SMOKE_RUNNER:-} "$@" "$dir/all_headers"
 }
 
 # Each public header compiles on its own (no hidden include-order dependence).
@@ -126,10 +174,17 @@ run() {
     gcc-20) cmake_config gcc-20 g++ 20 "" ;;
     clang-17) cmake_config clang-17 clang++ 17 "" ;;
     clang-20) cmake_config clang-20 clang++ 20 "" ;;
+    release-gcc | release-clang)
+      # Release is -O3 -DNDEBUG; tests, examples and benchmarks build with -Werror
+      # (optimizer-only warnings from inlined memdiag code must not appear).
+      local cxx=g++
+      [ "$1" = release-clang ] && cxx=clang++
+      BUILD_TYPE=Release cmake_config "$1" "$cxx" 20 "" -DMEMDIAG_BUILD_BENCHMARKS=ON ;;
     asan) cmake_config asan clang++ 17 "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" ;;
     tsan)
       # ThreadSanitizer's runtime defines operator new itself, so the global hook
       # is off there (global_new.hpp): run the suites that do not depend on it.
+      tsan_probe
       CTEST_ARGS=(-R '^memdiag_(tests|stack_tests|pprof_tests|env_tests)$')
       cmake_config tsan clang++ 17 "-fsanitize=thread" ;;
     m32)
@@ -137,8 +192,28 @@ run() {
       # (The flags repeat the toolchain's: an explicit CMAKE_CXX_FLAGS replaces its _INIT flags.)
       # integration_check expects 64-bit glibc usable sizes (1000 bytes counted
       # as 1000; i386 reserves 1004): out until it reads the figure it checks.
+      # Kernels without IA-32 emulation cannot execute i386 binaries: there the
+      # tests, the shell checks and the smoke program run under qemu-i386.
       CTEST_ARGS=(-E '^integration_check$')
-      cmake_config m32 g++ 17 "$(m32_flags "$out/m32")" -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/i686-m32.cmake"
+      local emulator=() how
+      how=$(. tests/lib/target.sh && CXX=g++ i386_runner)
+      case $how in
+        native) echo "-- m32: the host executes i386 binaries natively" ;;
+        qemu*)
+          echo "-- m32: the host cannot execute i386 binaries; tests run under qemu-i386"
+          emulator=(-DMEMDIAG_M32_EMULATOR="qemu-i386;-L;/")
+          export MEMDIAG_TARGET_EMULATOR="qemu-i386 -L /" SMOKE_RUNNER="qemu-i386 -L /"
+          # qemu-user shows the program a synthesized /proc/self/maps (one executable
+          # row more than the loader lists), as in the aarch64 row.
+          CTEST_ARGS=(-E '^(integration_check|memdiag_stack_tests)$')
+          ;;
+        *) skip_row "this host cannot execute i386 binaries (no IA-32 emulation in the kernel) and qemu-i386 cannot run them either" ;;
+      esac
+      cmake_config m32 g++ 17 "$(m32_flags "$out/m32")" -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/i686-m32.cmake" \
+        "${emulator[@]}"
+      if [ -n "${SMOKE_RUNNER:-}" ]; then
+        $SMOKE_RUNNER "$out/m32/tests/memdiag_stack_tests" '~loaded modules match the executable rows of /proc/self/maps'
+      fi
       smoke m32-smoke g++ "$(m32_flags "$out/m32-smoke")"
       ;;
     aarch64)
@@ -195,14 +270,39 @@ run() {
 }
 
 configs=("$@")
-[ ${#configs[@]} -gt 0 ] || configs=("${all_configs[@]}")
-summary=()
+[ ${#configs[@]} -gt 0 ] || configs=("${default_configs[@]}")
+for c in "${configs[@]}"; do
+  case " ${all_configs[*]} " in *" $c "*) ;; *) echo "unknown configuration: $c (see --list)" >&2; exit 2 ;; esac
+done
+mkdir -p "$out"
+summary=() failed=()
 for c in "${configs[@]}"; do
   t0=$SECONDS
-  run "$c"
-  summary+=("$(printf '%-14s %4d s' "$c" $((SECONDS - t0)))")
-  echo "-- $c passed in $((SECONDS - t0)) s"
+  current=$c
+  rm -f "$out/$c.skip" "$out/$c.notes"
+  # Each configuration in a subshell with errexit: its first failing command ends
+  # it, and the run goes on to the next configuration.
+  set +e
+  (set -e; run "$c")
+  rc=$?
+  set -e
+  why=no-reason-recorded
+  [ -f "$out/$c.skip" ] && why=$(cat "$out/$c.skip")
+  case $rc in
+    0) status=passed ;;
+    77) status="skipped: $why" ;;
+    *) status="FAILED (exit $rc)"; failed+=("$c") ;;
+  esac
+  summary+=("$(printf '%-14s %5d s  %s' "$c" $((SECONDS - t0)) "$status")")
+  if [ -s "$out/$c.notes" ]; then
+    while IFS= read -r line; do summary+=("$line"); done < "$out/$c.notes"
+  fi
+  echo "-- $c $status in $((SECONDS - t0)) s"
 done
-echo "== matrix timings"
+echo "== matrix summary"
 printf '  %s\n' "${summary[@]}"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "matrix FAILED: ${failed[*]}"
+  exit 1
+fi
 echo "matrix passed: ${configs[*]}"

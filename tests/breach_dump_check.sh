@@ -13,7 +13,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/memdiag-breach-dump.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export GOCACHE="${GOCACHE:-$work/gocache}" HOME="${HOME:-$work}"
 
-MEMDIAG_DUMP_DIR=$work "$bin" >"$work/out.txt" 2>&1 || fail "budget_guard exited with $?"
+MEMDIAG_DUMP_DIR=$work run_target "$bin" >"$work/out.txt" 2>&1 || fail "budget_guard exited with $?"
 shopt -s nullglob
 dumps=("$work"/memdiag-heap-*.pb.gz)
 [ ${#dumps[@]} -eq 1 ] && pass "one snapshot written on the breach" || fail "expected 1 snapshot, found ${#dumps[@]}"

@@ -18,6 +18,7 @@ report=${1:?usage: env_checks.sh path/to/env_report [path/to/env_report-32bit]}
 report32=${2:-}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
+. "$here/lib/target.sh"
 failures=0
 skipped=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/memdiag-env.XXXXXX")
@@ -41,7 +42,7 @@ case "$report" in */*) ;; *) report=./$report ;; esac
 case "$report32" in "" | */*) ;; *) report32=./$report32 ;; esac
 
 # ---- the report runs and agrees with independent sources -------------------
-if "$report" > "$tmp/report.txt" 2> "$tmp/report.err"; then
+if run_target "$report" > "$tmp/report.txt" 2> "$tmp/report.err"; then
     pass "env_report runs ($(wc -l < "$tmp/report.txt") items)"
 else
     fail "env_report exited $?: $(cat "$tmp/report.err")"
@@ -87,7 +88,7 @@ fi
 
 # ---- JSON: a real parser, and the same facts -------------------------------
 if command -v python3 > /dev/null 2>&1; then
-    if "$report" --json --check > "$tmp/report.json" && python3 -m json.tool "$tmp/report.json" > /dev/null; then
+    if run_target "$report" --json --check > "$tmp/report.json" && python3 -m json.tool "$tmp/report.json" > /dev/null; then
         pass "--json parses with python3 -m json.tool"
         python3 - "$tmp/report.json" "$(getconf PAGESIZE)" <<'EOF' || fail "JSON content check (above)"
 import json, sys
@@ -111,6 +112,10 @@ fi
 limit=$((768 * 1024 * 1024))
 if ! command -v prlimit > /dev/null 2>&1; then
     skip "prlimit not found (util-linux): cannot check the RLIMIT_AS report"
+elif [ -n "${MEMDIAG_TARGET_EMULATOR:-}" ]; then
+    skip "env_report runs under '$MEMDIAG_TARGET_EMULATOR': prlimit --as would limit the emulator, not the program"
+elif ! prlimit --as=$((1024 * 1024 * 1024)) true > /dev/null 2>&1; then
+    skip "prlimit cannot set RLIMIT_AS here: $(prlimit --as=$((1024 * 1024 * 1024)) true 2>&1 | head -n 1)"
 elif grep -q '^sanitizers=.*address' "$tmp/report.txt"; then
     skip "env_report is an AddressSanitizer build: ASan cannot start under RLIMIT_AS (give a plain build)"
 else
@@ -133,7 +138,7 @@ else
     else fail "--check under prlimit: exit $rc, no WARN check_rlimits line"; fi
     prlimit --as=$limit "$report" --check --strict > /dev/null 2>&1
     [ $? = 1 ] && pass "--check --strict fails on that warning" || fail "--check --strict did not exit 1 under prlimit"
-    "$report" --require-memory=64M > /dev/null 2>&1
+    run_target "$report" --require-memory=64M > /dev/null 2>&1
     [ $? = 0 ] && pass "--require-memory=64M passes without the limit" || fail "--require-memory=64M failed without a limit"
 fi
 
@@ -150,8 +155,20 @@ if [ -z "$report32" ]; then
         skip "$cxx -m32 cannot build here (install g++-multilib): $(head -n 1 "$tmp/m32.log")"
     fi
 fi
+# How this host runs an i386 binary: natively, under qemu-i386, or not at all.
+# ($run32 is a command prefix, split on purpose where it is used.)
+run32=
 if [ -n "$report32" ]; then
-    "$report32" --check > "$tmp/r32.txt" 2>&1
+    case $(CXX=${CXX:-g++} i386_runner) in
+        native) run32= ;;
+        qemu*) run32="qemu-i386 -L /" ;;
+        *) skip "this host cannot execute i386 binaries (no IA-32 emulation in the kernel, no qemu-i386): 32-bit report not run"
+           report32= ;;
+    esac
+fi
+if [ -n "$report32" ]; then
+    [ -z "$run32" ] || pass "32-bit build runs under '$run32' (the kernel cannot execute i386 binaries)"
+    $run32 "$report32" --check > "$tmp/r32.txt" 2>&1
     rc=$?
     [ $rc = 0 ] || fail "32-bit env_report --check exited $rc (warnings alone must not fail)"
     [ "$(elf_class "$report32")" = 1 ] || fail "$report32 is not a 32-bit ELF file"
@@ -163,7 +180,7 @@ if [ -n "$report32" ]; then
     if grep -q '^WARN warn_32bit: 32-bit build' "$tmp/r32.txt" && grep -q 'advice: .*-m32' "$tmp/r32.txt"; then
         pass "32-bit build warns, with advice"
     else fail "32-bit build: no WARN warn_32bit line"; fi
-    "$report32" --require-64bit > "$tmp/r32req.txt" 2>&1
+    $run32 "$report32" --require-64bit > "$tmp/r32req.txt" 2>&1
     if [ $? = 1 ] && grep -q '^FAIL require_64bit' "$tmp/r32req.txt"; then pass "32-bit build: --require-64bit fails"
     else fail "32-bit build: --require-64bit did not fail"; fi
 fi

@@ -37,7 +37,7 @@ fi
 [ -x "$example" ] || { echo "FAIL: example '$example' is not executable" >&2; exit 1; }
 
 profile="$work/heap.pb.gz"
-if "$example" "$profile" >"$work/report.txt" 2>"$work/example.err"; then
+if run_target "$example" "$profile" >"$work/report.txt" 2>"$work/example.err"; then
     pass "heap_snapshot wrote $(wc -c <"$profile") bytes"
 else
     cat "$work/example.err" >&2

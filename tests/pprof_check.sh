@@ -59,7 +59,7 @@ sites=$'4 4194304 4 4194304 fixture_alloc_a\n16 65536 16 65536 fixture_alloc_b\n
 check_interval() {
     local interval=$1 out="$work/i$1"
     mkdir -p "$out"
-    if ! "$fixture" "$out" "$interval" >"$out/stdout" 2>"$out/stderr"; then
+    if ! run_target "$fixture" "$out" "$interval" >"$out/stdout" 2>"$out/stderr"; then
         fail "interval $interval: fixture failed: $(cat "$out/stderr")"
         return
     fi

@@ -16,6 +16,14 @@ set(CMAKE_CXX_FLAGS_INIT "-m32 -isystem ${_memdiag_m32inc}")
 set(CMAKE_C_FLAGS_INIT "-m32 -isystem ${_memdiag_m32inc}")
 set(CMAKE_EXE_LINKER_FLAGS_INIT "-m32")
 set(CMAKE_SHARED_LINKER_FLAGS_INIT "-m32")
+# MEMDIAG_M32_EMULATOR (e.g. "qemu-i386;-L;/"): for hosts whose kernel cannot
+# execute i386 binaries. The build then counts as a cross build, so CTest runs
+# every test program through the emulator.
+if(MEMDIAG_M32_EMULATOR)
+  set(CMAKE_SYSTEM_NAME Linux)
+  set(CMAKE_SYSTEM_PROCESSOR i686)
+  set(CMAKE_CROSSCOMPILING_EMULATOR ${MEMDIAG_M32_EMULATOR})
+endif()
 # 32-bit libraries live in the multilib directories.
 set(CMAKE_LIBRARY_ARCHITECTURE i386-linux-gnu)
 set(FIND_LIBRARY_USE_LIB32_PATHS ON)

@@ -3,6 +3,9 @@
 # Provides fail/pass counters and require_go, which installs golang-go when it
 # is missing and possible (root + apt-get) and otherwise skips (exit 77).
 
+# shellcheck source=tests/lib/target.sh
+. "$(dirname "${BASH_SOURCE[0]}")/target.sh"
+
 failures=0 passes=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 pass() { echo "ok:   $*"; passes=$((passes + 1)); }
