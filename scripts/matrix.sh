@@ -60,6 +60,20 @@ deps_for() {
   esac
 }
 
+# probe_program NAME CXX FLAGS: build and run an empty program with FLAGS, or end
+# the row as skipped naming what failed (a runtime or kernel feature missing here).
+probe_program() {
+  local name=$1 cxx=$2 flags=$3 dir=$out/probe-$1
+  mkdir -p "$dir"
+  printf '%s\n' "${PROBE_SOURCE:-int main() { return 0; }}" > "$dir/probe.cpp"
+  # shellcheck disable=SC2086
+  "$cxx" $flags "$dir/probe.cpp" -o "$dir/probe" 2> "$dir/build.log" ||
+    skip_row "$cxx $flags cannot link a program here: $(head -n 1 "$dir/build.log")"
+  # shellcheck disable=SC2086
+  ${PROBE_RUNNER:-} "$dir/probe" ${PROBE_ARGS:-} > /dev/null 2> "$dir/run.log" ||
+    skip_row "a $cxx $flags program cannot run here: $(head -n 1 "$dir/run.log")"
+}
+
 # TSan needs an address layout its runtime accepts: kernels with vm.mmap_rnd_bits
 # above 30 (Ubuntu 24.04 and others) make it abort with "unexpected memory
 # mapping". Probe once; run under setarch -R if that helps, else skip the row.
@@ -180,7 +194,8 @@ run() {
       local cxx=g++
       [ "$1" = release-clang ] && cxx=clang++
       BUILD_TYPE=Release cmake_config "$1" "$cxx" 20 "" -DMEMDIAG_BUILD_BENCHMARKS=ON ;;
-    asan) cmake_config asan clang++ 17 "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" ;;
+    asan) probe_program asan clang++ "-fsanitize=address,undefined"
+      cmake_config asan clang++ 17 "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" ;;
     tsan)
       # ThreadSanitizer's runtime defines operator new itself, so the global hook
       # is off there (global_new.hpp): run the suites that do not depend on it.
@@ -195,21 +210,28 @@ run() {
       # Kernels without IA-32 emulation cannot execute i386 binaries: there the
       # tests, the shell checks and the smoke program run under qemu-i386.
       CTEST_ARGS=(-E '^integration_check$')
-      local emulator=() how
+      local emulator=() how lfs=
       how=$(. tests/lib/target.sh && CXX=g++ i386_runner)
       case $how in
         native) echo "-- m32: the host executes i386 binaries natively" ;;
         qemu*)
-          echo "-- m32: the host cannot execute i386 binaries; tests run under qemu-i386"
+          echo "-- m32: i386 binaries run under qemu-i386 (the kernel cannot execute them${MEMDIAG_I386_RUNNER:+, or MEMDIAG_I386_RUNNER=$MEMDIAG_I386_RUNNER})"
           emulator=(-DMEMDIAG_M32_EMULATOR="qemu-i386;-L;/")
           export MEMDIAG_TARGET_EMULATOR="qemu-i386 -L /" SMOKE_RUNNER="qemu-i386 -L /"
-          # qemu-user shows the program a synthesized /proc/self/maps (one executable
-          # row more than the loader lists), as in the aarch64 row.
-          CTEST_ARGS=(-E '^(integration_check|memdiag_stack_tests)$')
+          # qemu-user shows the program a synthesized /proc/self/maps (one
+          # executable row more than the loader lists), as in the aarch64 row:
+          # the maps comparisons of the stack tests and pprof_check cannot hold.
+          CTEST_ARGS=(-E '^(integration_check|memdiag_stack_tests|pprof_check)$')
+          echo "pprof_check and the /proc/self/maps case of memdiag_stack_tests: not run under qemu-i386 (qemu synthesizes /proc/self/maps)" \
+            >> "$out/$current.notes"
+          # qemu-i386 passes 64-bit directory offsets through to 32-bit readdir,
+          # which then fails with EOVERFLOW; the tests list directories, so they
+          # use the large-file interface (as a native 32-bit kernel would not need).
+          lfs=" -D_FILE_OFFSET_BITS=64"
           ;;
         *) skip_row "this host cannot execute i386 binaries (no IA-32 emulation in the kernel) and qemu-i386 cannot run them either" ;;
       esac
-      cmake_config m32 g++ 17 "$(m32_flags "$out/m32")" -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/i686-m32.cmake" \
+      cmake_config m32 g++ 17 "$(m32_flags "$out/m32")$lfs" -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/i686-m32.cmake" \
         "${emulator[@]}"
       if [ -n "${SMOKE_RUNNER:-}" ]; then
         $SMOKE_RUNNER "$out/m32/tests/memdiag_stack_tests" '~loaded modules match the executable rows of /proc/self/maps'
@@ -223,6 +245,7 @@ run() {
       # stack tests run without the case comparing with /proc/self/maps, which
       # qemu-user synthesizes (it lists one executable row more than the loader).
       CTEST_ARGS=(-E '^(pprof_check|env_checks|heap_profile_check|breach_dump_check|memdiag_stack_tests|integration_check)$')
+      PROBE_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" probe_program aarch64 aarch64-linux-gnu-g++ ""
       cmake_config aarch64 aarch64-linux-gnu-g++ 17 "" \
         -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/aarch64-linux-gnu.cmake"
       qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/aarch64/tests/memdiag_stack_tests" \
@@ -263,7 +286,10 @@ run() {
         tests/compile/all_headers.cpp -o "$dir/all_headers-disabled.o"
       echo "-- mingw: $(file -b "$dir/all_headers.exe" | cut -d, -f1)"
       ;;
-    fuzz) bash scripts/fuzz.sh "${MEMDIAG_FUZZ_SECONDS:-10}" ;;
+    fuzz)
+      PROBE_SOURCE='extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }' \
+        PROBE_ARGS=-runs=1 probe_program fuzz clang++ "-fsanitize=fuzzer,address"
+      bash scripts/fuzz.sh "${MEMDIAG_FUZZ_SECONDS:-10}" ;;
     consumers) consumers ;;
     *) echo "unknown configuration: $1 (see --list)" >&2; exit 2 ;;
   esac

@@ -43,8 +43,20 @@ using posix::rlimit_address_space;
 using posix::rlimit_data;
 using posix::rlimit_stack;
 
-/// Returns total RAM: sysconf(_SC_PHYS_PAGES) * page size (host-wide, even in a container).
+/// Returns total RAM (host-wide, even in a container): MemTotal from /proc/meminfo,
+/// else sysconf(_SC_PHYS_PAGES) * page size. MemTotal comes first because it is
+/// exact for any ABI: sysconf goes through sysinfo(), whose 32-bit fields wrap
+/// above 4 GiB where the kernel interface does not scale them (qemu-i386 does not).
 inline fact<std::uint64_t> physical_memory() {
+    const std::string file = "/proc/meminfo";
+    fact<std::string> text = read_file(file);
+    if (text) {
+        fact<std::uint64_t> v = env_parse::parse_meminfo(text.value, "MemTotal");
+        if (v) {
+            v.source = file + " MemTotal";
+            return v;
+        }
+    }
     const char* source = "sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE)";
     long pages = ::sysconf(_SC_PHYS_PAGES);
     fact<std::uint64_t> page = page_size();
