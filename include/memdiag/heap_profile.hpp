@@ -67,6 +67,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <new>
 #include <string>
 #include <thread>
@@ -83,6 +84,7 @@
 #include "snapshot/report.hpp"
 #include "stack.hpp"
 #include "tracker.hpp"
+#include "watermark.hpp"
 
 #if MEMDIAG_POSIX
 #include <unistd.h>
@@ -129,13 +131,44 @@ public:
         return *this;
     }
 
+    /// Writes DIR/heap.<pid>.<percent>.pb.gz each time the live heap first
+    /// crosses one of these fractions of the memory limit (watermark.hpp): at
+    /// most 8, each in (0, 1]. Empty (the default): from MEMDIAG_DUMP_AT, if set.
+    profile_options& dump_at_fractions(std::initializer_list<double> fractions) noexcept {
+        fractions_count_ = 0;
+        for (double f : fractions)
+            if (fractions_count_ < max_fractions + 1) fractions_[fractions_count_++] = f;  // 9: "too many"
+        return *this;
+    }
+    /// The limit the fractions apply to, in bytes; 0 (the default):
+    /// MEMDIAG_DUMP_LIMIT, else env::collect().effective_limit().
+    profile_options& dump_limit(std::uint64_t bytes) noexcept {
+        limit_ = bytes;
+        return *this;
+    }
+    /// Directory of the watermark snapshots (copied by start()); nullptr (the
+    /// default): MEMDIAG_DUMP_DIR.
+    profile_options& dump_dir(const char* dir) noexcept {
+        dump_dir_ = dir;
+        return *this;
+    }
+
     std::uint64_t sample_interval() const noexcept { return interval_; }   ///< 0: environment/default
     std::size_t max_depth() const noexcept { return depth_; }              ///< frames per stack
     std::size_t max_live_samples() const noexcept { return live_; }        ///< live-table capacity
     std::size_t max_stacks() const noexcept { return stacks_; }            ///< stack-table capacity
     const char* dump_on_bad_alloc() const noexcept { return dump_path_; }  ///< nullptr: unchanged
+    const double* dump_at_fractions() const noexcept { return fractions_; }  ///< see dump_at_fractions_count
+    std::size_t dump_at_fractions_count() const noexcept { return fractions_count_; }  ///< 0: environment
+    std::uint64_t dump_limit() const noexcept { return limit_; }            ///< 0: environment/effective limit
+    const char* dump_dir() const noexcept { return dump_dir_; }             ///< nullptr: MEMDIAG_DUMP_DIR
 
 private:
+    static constexpr std::size_t max_fractions = 8;
+    double fractions_[max_fractions + 1] = {};
+    std::size_t fractions_count_ = 0;
+    std::uint64_t limit_ = 0;
+    const char* dump_dir_ = nullptr;
     std::uint64_t interval_ = 0;
     std::size_t depth_ = 64;
     std::size_t live_ = std::size_t{1} << 18;
@@ -884,6 +917,45 @@ public:
     /// cannot be allocated. Thread-safe.
     static result start(const profile_options& options = profile_options{}) noexcept {
 #if MEMDIAG_ENABLED
+        const result r = start_tables(options);
+        if (!r) return r;
+        arm_watermarks(options);
+        return r;
+#else
+        (void)options;
+        return result::success();
+#endif
+    }
+
+private:
+    /// Watermarks (watermark.hpp), after start_tables released its lock:
+    /// reading the limit reads files and allocates. A bad configuration is
+    /// reported on stderr and leaves the profiler running without them.
+    static void arm_watermarks(const profile_options& options) noexcept {
+#if MEMDIAG_ENABLED && MEMDIAG_HAS_EXCEPTIONS
+        try {
+#endif
+#if MEMDIAG_ENABLED
+            detail::watermark::request req;
+            req.fractions = options.dump_at_fractions();
+            req.count = options.dump_at_fractions_count();
+            req.limit = options.dump_limit();
+            req.dir = options.dump_dir();
+            req.write = &detail::heapprof::write_snapshot_file;
+            const result r = detail::watermark::arm(req);
+            if (!r) std::fprintf(stderr, "%s\n", r.message());
+#else
+        (void)options;
+#endif
+#if MEMDIAG_ENABLED && MEMDIAG_HAS_EXCEPTIONS
+        } catch (const std::bad_alloc&) {
+            std::fprintf(stderr, "memdiag: out of memory while setting up watermark snapshots; they are off\n");
+        }
+#endif
+    }
+
+    static result start_tables(const profile_options& options) noexcept {
+#if MEMDIAG_ENABLED
         using namespace detail;
         using namespace detail::heapprof;
         const std::uint64_t interval =
@@ -932,11 +1004,14 @@ public:
 #endif
     }
 
-    /// Stops sampling. What was recorded stays available to the writers until
-    /// the next start(); frees after stop() are no longer seen.
+public:
+    /// Stops sampling (and watermark snapshots). What was recorded stays
+    /// available to the writers until the next start(); frees after stop()
+    /// are no longer seen.
     static void stop() noexcept {
 #if MEMDIAG_ENABLED
         using namespace detail;
+        watermark::disarm();
         spin_guard c(heapprof::g_profiler.control);
         g_registry.global_slow.fetch_and(~(slow_profiler | (heapprof::epoch_mask << slow_epoch_shift)));
         detail::heapprof::g_profiler.running.store(false);
