@@ -83,6 +83,7 @@
 #include "snapshot/pprof.hpp"
 #include "snapshot/report.hpp"
 #include "stack.hpp"
+#include "fatal_signal.hpp"
 #include "tracker.hpp"
 #include "watermark.hpp"
 
@@ -463,6 +464,10 @@ public:
         }
     }
     void unlock() noexcept { flag_.store(false, std::memory_order_release); }
+    /// Takes the lock if it is free now (the fatal-signal handler never waits on it).
+    bool try_lock() noexcept {
+        return !flag_.load(std::memory_order_relaxed) && !flag_.exchange(true, std::memory_order_acquire);
+    }
 
 private:
     std::atomic<bool> flag_{false};
@@ -493,6 +498,7 @@ struct profiler_state {
     /// Given back to make room for an out-of-memory dump; its first word holds its size.
     std::atomic<void*> reserve{nullptr};
     std::atomic<bool> reserve_wanted{false};            ///< a dump destination is configured
+    std::atomic<bool> signal_dump{false};               ///< dump_on_fatal_signal is on
     std::atomic<bool> reserve_busy{false};              ///< a thread is resizing the reserve
     std::atomic<std::size_t> reserve_stacks{~std::size_t{0}};  ///< stacks the reserve covers
     std::atomic<std::size_t> reserve_frames{~std::size_t{0}};  ///< frames the reserve covers
@@ -658,6 +664,11 @@ inline bool is_allocator_frame(const char* name, std::size_t n) noexcept {
     for (const char* c : c_functions)
         if (std::strlen(c) == n && std::memcmp(name, c, n) == 0) return true;
     if (starts(0, "operator new") || starts(0, "operator delete")) return true;
+    // Mangled names (the fatal-signal handler does not demangle): operator
+    // new/new[]/delete/delete[], and anything in namespace memdiag.
+    if (starts(0, "_Znw") || starts(0, "_Zna") || starts(0, "_Zdl") || starts(0, "_Zda") ||
+        starts(0, "_ZN7memdiag") || starts(0, "_ZNK7memdiag"))
+        return true;
     // A qualified name in namespace memdiag, possibly after a return type: look
     // at every token outside template arguments, before the parameter list.
     int depth = 0;
@@ -872,9 +883,50 @@ inline void on_breach_dump(const char* reason) noexcept {
 
 /// Sets aside the reserve when a dump destination is known. control held.
 inline void update_reserve() noexcept {
-    const bool want = g_profiler.dump_path[0] != '\0' || std::getenv("MEMDIAG_DUMP_DIR") != nullptr;
+    const bool want = g_profiler.dump_path[0] != '\0' || std::getenv("MEMDIAG_DUMP_DIR") != nullptr ||
+                      g_profiler.signal_dump.load(std::memory_order_relaxed);
     g_profiler.reserve_wanted.store(want, std::memory_order_release);
     if (want) resize_reserve(g_profiler.current.load(std::memory_order_acquire));
+}
+
+/// fatal_signal.hpp's view of the profiler; these run in a signal handler.
+inline bool signal_tables_lockable() noexcept {
+    for (int i = 0; i < 200; ++i) {  // 200 x 1 ms
+        if (g_profiler.lock.try_lock()) {
+            g_profiler.lock.unlock();
+            return true;
+        }
+#if MEMDIAG_POSIX
+        struct timespec ms = {0, 1000000};
+        ::nanosleep(&ms, nullptr);
+#endif
+    }
+    return false;
+}
+inline bool signal_begin_dump() noexcept { return !g_profiler.dumping.exchange(true, std::memory_order_acquire); }
+inline void signal_end_dump() noexcept { g_profiler.dumping.store(false, std::memory_order_release); }
+inline void* signal_take_reserve(std::size_t* size) noexcept {
+    void* r = g_profiler.reserve.exchange(nullptr, std::memory_order_acq_rel);
+    if (r == nullptr) {
+        // Spent on an earlier dump: map one now (mmap does not take malloc's locks).
+        tables* t = g_profiler.current.load(std::memory_order_acquire);
+        const std::size_t need =
+            t == nullptr ? writer_bytes_for(reserve_min_stacks, 0) : writer_bytes_for(t->stack_count, t->frames_used);
+        r = map_reserve(need);
+        if (r == nullptr) return nullptr;
+        *static_cast<std::size_t*>(r) = need;
+    }
+    *size = *static_cast<std::size_t*>(r);
+    return r;
+}
+inline fatal::hooks signal_hooks() noexcept {
+    fatal::hooks h;
+    h.tables_lockable = &signal_tables_lockable;
+    h.begin_dump = &signal_begin_dump;
+    h.end_dump = &signal_end_dump;
+    h.take_reserve = &signal_take_reserve;
+    h.write = &write_snapshot_file;
+    return h;
 }
 
 /// The text report of a snapshot plus the profiler's own figures.
@@ -944,6 +996,7 @@ private:
             req.write = &detail::heapprof::write_snapshot_file;
             const result r = detail::watermark::arm(req);
             if (!r) std::fprintf(stderr, "%s\n", r.message());
+            arm_signal_from_env();
 #else
         (void)options;
 #endif
@@ -951,6 +1004,31 @@ private:
         } catch (const std::bad_alloc&) {
             std::fprintf(stderr, "memdiag: out of memory while setting up watermark snapshots; they are off\n");
         }
+#endif
+    }
+
+    /// MEMDIAG_DUMP_ON_SIGNAL=1: dump_on_fatal_signal($MEMDIAG_DUMP_DIR/heap.<pid>.signal.pb.gz).
+    static void arm_signal_from_env() noexcept {
+#if MEMDIAG_ENABLED
+        const char* v = std::getenv("MEMDIAG_DUMP_ON_SIGNAL");
+        if (v == nullptr || std::strcmp(v, "0") == 0 || v[0] == '\0') return;
+        if (std::strcmp(v, "1") != 0) {
+            std::fprintf(stderr, "memdiag: MEMDIAG_DUMP_ON_SIGNAL=\"%.100s\": want 1 or 0; fatal-signal snapshots are off\n", v);
+            return;
+        }
+        const char* dir = std::getenv("MEMDIAG_DUMP_DIR");
+        if (dir == nullptr || dir[0] == '\0') {
+            std::fprintf(stderr, "memdiag: MEMDIAG_DUMP_ON_SIGNAL=1 needs MEMDIAG_DUMP_DIR; fatal-signal snapshots are off\n");
+            return;
+        }
+        char path[1024];
+        const int n = std::snprintf(path, sizeof path, "%s/heap.%ld.signal.pb.gz", dir, detail::heapprof::current_pid());
+        if (n < 0 || static_cast<std::size_t>(n) >= sizeof path) {
+            std::fprintf(stderr, "memdiag: MEMDIAG_DUMP_DIR is too long; fatal-signal snapshots are off\n");
+            return;
+        }
+        const result r = dump_on_fatal_signal(path);
+        if (!r) std::fprintf(stderr, "%s\n", r.message());
 #endif
     }
 
@@ -1038,6 +1116,27 @@ public:
         if (g_profiler.running.load()) detail::heapprof::update_reserve();
 #else
         (void)path;
+#endif
+    }
+
+    /// Writes a snapshot to `path` when the program crashes (SIGSEGV, SIGBUS,
+    /// SIGILL, SIGFPE, SIGABRT), then lets the previous handler or the default
+    /// action proceed (fatal_signal.hpp). Installs the handlers and the calling
+    /// thread's alternate signal stack, and keeps the emergency reserve the
+    /// handler writes with. nullptr or "" removes the handlers. Fails (as a
+    /// value) when the handlers cannot be installed. Not signal-safe.
+    static result dump_on_fatal_signal(const char* path) noexcept {
+#if MEMDIAG_ENABLED
+        using detail::heapprof::g_profiler;
+        const bool on = path != nullptr && path[0] != '\0';
+        const result r = detail::fatal::install(path, detail::heapprof::signal_hooks());
+        detail::spin_guard c(g_profiler.control);
+        g_profiler.signal_dump.store(on && r, std::memory_order_relaxed);
+        detail::heapprof::update_reserve();
+        return r;
+#else
+        (void)path;
+        return result::success();
 #endif
     }
 
