@@ -18,6 +18,8 @@
 #include <cstring>
 #include <vector>
 
+#include <unistd.h>
+
 namespace {
 
 std::vector<void*>* g_keep = nullptr;
@@ -81,7 +83,7 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(st.stacks), static_cast<unsigned long long>(st.dropped_samples));
     std::printf("emergency reserve: %zu KiB\n", memdiag::detail::heapprof::reserve_size() / 1024);
     char path[64];
-    std::snprintf(path, sizeof path, "/tmp/oom_snapshot_cost.%ld.pb.gz", static_cast<long>(getpid()));
+    std::snprintf(path, sizeof path, "/tmp/oom_snapshot_cost.%ld.pb.gz", static_cast<long>(::getpid()));
     for (int round = 0; round < 2; ++round) {
         const long peak_before = vm_kib("VmPeak:"), size_before = vm_kib("VmSize:");
         const auto t0 = std::chrono::steady_clock::now();
