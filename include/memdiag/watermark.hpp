@@ -27,7 +27,7 @@
 // kept by malloc, direct mmaps, memdiag's own tables) and than RLIMIT_AS
 // (address space, including untouched reservations). So pick levels with room
 // for the rest: in the 64 MiB cgroup of tests/oom_kill_check.sh the kernel
-// kills at about 60 MiB of live heap, after the 80% and 90% snapshots.
+// kills at about 61 MiB of live heap, after the 95% snapshot (60.8 MiB).
 //
 // Bad configuration (MEMDIAG_DUMP_AT=abc, 150%, 0%; no directory; a missing or
 // unwritable directory; an unknown limit; no global hook) prints one line on
