@@ -886,7 +886,14 @@ inline void update_reserve() noexcept {
     const bool want = g_profiler.dump_path[0] != '\0' || std::getenv("MEMDIAG_DUMP_DIR") != nullptr ||
                       g_profiler.signal_dump.load(std::memory_order_relaxed);
     g_profiler.reserve_wanted.store(want, std::memory_order_release);
-    if (want) resize_reserve(g_profiler.current.load(std::memory_order_acquire));
+    if (want) {
+        resize_reserve(g_profiler.current.load(std::memory_order_acquire));
+    } else {
+        // No destination left: give the address space back, stop resizing.
+        g_profiler.reserve_stacks.store(~std::size_t{0}, std::memory_order_relaxed);
+        g_profiler.reserve_frames.store(~std::size_t{0}, std::memory_order_relaxed);
+        drop_reserve(g_profiler.reserve.exchange(nullptr, std::memory_order_acq_rel));
+    }
 }
 
 /// fatal_signal.hpp's view of the profiler; these run in a signal handler.

@@ -11,7 +11,9 @@
 // on disk is the last state before death. A level re-arms once the live heap
 // falls below 90% of its threshold (hysteresis, as set_soft_limit), and a new
 // crossing replaces its file. When one step jumps over several levels only
-// the highest is written.
+// the highest is written. The thread whose allocation crossed writes the
+// snapshot, inside that allocation: tens of milliseconds for 100k samples
+// (bench/oom_snapshot_cost), once per level; other threads carry on.
 //
 // The limit. An explicit byte count (profile_options::dump_limit, or
 // MEMDIAG_DUMP_LIMIT=64MiB), else env::collect().effective_limit(): the
