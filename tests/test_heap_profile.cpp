@@ -445,6 +445,14 @@ TEST_CASE("heap_profile: allocator frames are recognised by name", "[heap_profil
     CHECK_FALSE(is("mallocx"));
     CHECK_FALSE(is("app::memdiag::fake()"));
     CHECK_FALSE(is(""));
+    // Mangled, as the fatal-signal handler leaves them.
+    CHECK(is("_ZN7memdiag6detail13allocated_slowEPNS0_12thread_stateEPvmm"));
+    CHECK(is("_ZNK7memdiag7tracker5statsEv"));
+    CHECK(is("_Znwm"));
+    CHECK(is("_ZnamRKSt9nothrow_t"));
+    CHECK(is("_ZdlPvm"));
+    CHECK_FALSE(is("_Z9leak_sitem"));
+    CHECK_FALSE(is("_ZNSt6vectorIPN7memdiag7trackerESaIS2_EE9push_backERKS2_"));
 }
 
 TEST_CASE("heap_profile: threads sample concurrently and frees cross threads", "[heap_profile]") {

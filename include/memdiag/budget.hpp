@@ -948,7 +948,8 @@ inline void soft_limit_trampoline(std::int64_t) {
 /// crossing is seen within (threads x 64 KiB). bytes = 0 or on_cross = nullptr
 /// removes the limit. Memory freed by the callback counts as usual.
 /// Exception safety: noexcept; on_cross runs inside the allocation that
-/// crossed, so it must not throw.
+/// crossed, so it must not throw. A limit derived from the container's:
+/// set_soft_limit(auto_limit(0.9), on_cross) (auto_limit.hpp).
 inline void set_soft_limit(std::uint64_t bytes, soft_limit_callback on_cross, double rearm_fraction = 0.9) noexcept {
     auto& st = detail::g_soft_limit;
     if (bytes == 0 || on_cross == nullptr) {

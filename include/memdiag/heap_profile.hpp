@@ -34,6 +34,17 @@
 // new tables; the old ones are kept (never freed) because a thread may still
 // be reading them.
 //
+// When memory runs out. With a dump destination set (dump_on_bad_alloc,
+// set_dump_path or $MEMDIAG_DUMP_DIR) the profiler keeps an emergency reserve
+// of address space, mapped but untouched (no RAM), and gives it back when
+// operator new fails or a budget is breached, just before writing. The writer
+// copies only what the tables hold (never sizes by max_stacks) and allocates
+// beneath the hooks; its memory is bounded by
+//   12 MiB + 256 bytes per recorded stack + 48 bytes per stored frame
+// (see reserve_fixed_bytes), and the reserve is sized for twice what the
+// tables hold, resized when they outgrow it: 13.4 MiB for a small program,
+// 21 MiB for 100k live samples over 8192 stacks (bench/oom_snapshot_cost).
+//
 // Cost. Frees of blocks that were never sampled stay on the fast path: one
 // lock-free load from a small counting filter indexed by the address hash
 // (saturating 8-bit counters); only filter hits take the table lock. Recording
@@ -56,11 +67,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <new>
 #include <string>
 #include <thread>
 
 #include "config.hpp"
+#include "detail/emergency_reserve.hpp"
 #include "detail/internal_alloc.hpp"
 #include "detail/internal_section.hpp"
 #include "detail/symbols.hpp"
@@ -70,7 +83,9 @@
 #include "snapshot/pprof.hpp"
 #include "snapshot/report.hpp"
 #include "stack.hpp"
+#include "fatal_signal.hpp"
 #include "tracker.hpp"
+#include "watermark.hpp"
 
 #if MEMDIAG_POSIX
 #include <unistd.h>
@@ -117,13 +132,44 @@ public:
         return *this;
     }
 
+    /// Writes DIR/heap.<pid>.<percent>.pb.gz each time the live heap first
+    /// crosses one of these fractions of the memory limit (watermark.hpp): at
+    /// most 8, each in (0, 1]. Empty (the default): from MEMDIAG_DUMP_AT, if set.
+    profile_options& dump_at_fractions(std::initializer_list<double> fractions) noexcept {
+        fractions_count_ = 0;
+        for (double f : fractions)
+            if (fractions_count_ < max_fractions + 1) fractions_[fractions_count_++] = f;  // 9: "too many"
+        return *this;
+    }
+    /// The limit the fractions apply to, in bytes; 0 (the default):
+    /// MEMDIAG_DUMP_LIMIT, else env::collect().effective_limit().
+    profile_options& dump_limit(std::uint64_t bytes) noexcept {
+        limit_ = bytes;
+        return *this;
+    }
+    /// Directory of the watermark snapshots (copied by start()); nullptr (the
+    /// default): MEMDIAG_DUMP_DIR.
+    profile_options& dump_dir(const char* dir) noexcept {
+        dump_dir_ = dir;
+        return *this;
+    }
+
     std::uint64_t sample_interval() const noexcept { return interval_; }   ///< 0: environment/default
     std::size_t max_depth() const noexcept { return depth_; }              ///< frames per stack
     std::size_t max_live_samples() const noexcept { return live_; }        ///< live-table capacity
     std::size_t max_stacks() const noexcept { return stacks_; }            ///< stack-table capacity
     const char* dump_on_bad_alloc() const noexcept { return dump_path_; }  ///< nullptr: unchanged
+    const double* dump_at_fractions() const noexcept { return fractions_; }  ///< see dump_at_fractions_count
+    std::size_t dump_at_fractions_count() const noexcept { return fractions_count_; }  ///< 0: environment
+    std::uint64_t dump_limit() const noexcept { return limit_; }            ///< 0: environment/effective limit
+    const char* dump_dir() const noexcept { return dump_dir_; }             ///< nullptr: MEMDIAG_DUMP_DIR
 
 private:
+    static constexpr std::size_t max_fractions = 8;
+    double fractions_[max_fractions + 1] = {};
+    std::size_t fractions_count_ = 0;
+    std::uint64_t limit_ = 0;
+    const char* dump_dir_ = nullptr;
     std::uint64_t interval_ = 0;
     std::size_t depth_ = 64;
     std::size_t live_ = std::size_t{1} << 18;
@@ -418,6 +464,10 @@ public:
         }
     }
     void unlock() noexcept { flag_.store(false, std::memory_order_release); }
+    /// Takes the lock if it is free now (the fatal-signal handler never waits on it).
+    bool try_lock() noexcept {
+        return !flag_.load(std::memory_order_relaxed) && !flag_.exchange(true, std::memory_order_acquire);
+    }
 
 private:
     std::atomic<bool> flag_{false};
@@ -445,7 +495,13 @@ struct profiler_state {
     std::atomic<bool> running{false};
     std::atomic<bool> dumping{false};
     std::atomic<unsigned> dump_serial{0};
-    std::atomic<void*> reserve{nullptr};  ///< freed to make room for an out-of-memory dump
+    /// Given back to make room for an out-of-memory dump; its first word holds its size.
+    std::atomic<void*> reserve{nullptr};
+    std::atomic<bool> reserve_wanted{false};            ///< a dump destination is configured
+    std::atomic<bool> signal_dump{false};               ///< dump_on_fatal_signal is on
+    std::atomic<bool> reserve_busy{false};              ///< a thread is resizing the reserve
+    std::atomic<std::size_t> reserve_stacks{~std::size_t{0}};  ///< stacks the reserve covers
+    std::atomic<std::size_t> reserve_frames{~std::size_t{0}};  ///< frames the reserve covers
     char dump_path[1024] = {};            ///< under control
     tables* retired = nullptr;            ///< earlier tables, kept alive (see file comment)
 };
@@ -454,8 +510,72 @@ inline profiler_state g_profiler;
 /// Run numbers live in global_slow above slow_epoch_shift (24 bits on 32-bit unsigned).
 inline constexpr unsigned epoch_mask = ~0u >> slow_epoch_shift;
 
-/// Bytes set aside while a dump on failure is configured.
-inline constexpr std::size_t dump_reserve_bytes = std::size_t{4} << 20;
+/// The emergency reserve: address space set aside while a dump destination is
+/// configured and given back when an allocation fails, so the snapshot writer
+/// has room (detail/emergency_reserve.hpp: mapped, untouched, so it costs no
+/// RAM). The writer's needs grow with the tables' contents, never with their
+/// capacity (max_stacks): a fixed part (module list, the loaded objects'
+/// symbol tables read from file mappings, the gzip encoder's state) plus a
+/// part per recorded stack and per stored frame (copies, merged samples,
+/// location maps, the encoded profile while its buffer doubles, its gzip
+/// form). bench/oom_snapshot_cost measured 8.5 MiB fixed and, for 8192 and
+/// 32768 stacks of about 32 frames, 2.7 and 21 MiB more; the constants below
+/// bound those figures with a factor of 3 to spare.
+inline constexpr std::size_t reserve_fixed_bytes = std::size_t{12} << 20;
+inline constexpr std::size_t reserve_bytes_per_stack = 256;
+inline constexpr std::size_t reserve_bytes_per_frame = 48;
+/// Smallest coverage the reserve is sized for (so small programs never resize).
+inline constexpr std::size_t reserve_min_stacks = 1024;
+
+/// Bytes the writer may need for `stacks` stacks holding `frames` frames.
+inline std::size_t writer_bytes_for(std::size_t stacks, std::size_t frames) noexcept {
+    return reserve_fixed_bytes + reserve_bytes_per_stack * stacks + reserve_bytes_per_frame * frames;
+}
+
+/// The current emergency reserve in bytes (0: none: no dump destination set,
+/// or it was spent on a dump and could not be set aside again yet).
+inline std::size_t reserve_size() noexcept {
+    const void* r = g_profiler.reserve.load(std::memory_order_acquire);
+    return r != nullptr ? *static_cast<const std::size_t*>(r) : 0;
+}
+
+/// Gives the reserve back to the OS (for the writer, or to replace it).
+inline void drop_reserve(void* r) noexcept {
+    if (r != nullptr) unmap_reserve(r, *static_cast<std::size_t*>(r));
+}
+
+/// Sizes the reserve for twice what the tables hold now, so it is resized a
+/// logarithmic number of times. Called when a destination is set and when the
+/// tables outgrow the coverage; never while the table lock is held. A thread
+/// finding another one resizing leaves it to that one; when the memory cannot
+/// be had, the smaller reserve stays (the dump will say if it fails).
+inline void resize_reserve(tables* t) noexcept {
+    if (!g_profiler.reserve_wanted.load(std::memory_order_acquire) ||
+        g_profiler.dumping.load(std::memory_order_acquire) ||
+        g_profiler.reserve_busy.exchange(true, std::memory_order_acquire))
+        return;
+    std::size_t stacks = 0, frames = 0;
+    if (t != nullptr) {
+        table_guard g(g_profiler.lock);
+        stacks = t->stack_count;
+        frames = t->frames_used;
+    }
+    stacks = 2 * stacks < reserve_min_stacks ? reserve_min_stacks : 2 * stacks;
+    frames = 2 * frames < reserve_min_stacks * arena_frames_per_stack ? reserve_min_stacks * arena_frames_per_stack
+                                                                        : 2 * frames;
+    const std::size_t need = writer_bytes_for(stacks, frames);
+    if (reserve_size() < need) {
+        if (void* r = map_reserve(need)) {
+            *static_cast<std::size_t*>(r) = need;  // the one page it touches
+            drop_reserve(g_profiler.reserve.exchange(r, std::memory_order_acq_rel));
+        }
+    }
+    // Covered up to the new sizes even when the memory was refused: retrying
+    // on every sample would make a program short of memory slower still.
+    g_profiler.reserve_frames.store(frames, std::memory_order_relaxed);
+    g_profiler.reserve_stacks.store(stacks, std::memory_order_relaxed);
+    g_profiler.reserve_busy.store(false, std::memory_order_release);
+}
 
 /// Captures the stack and enters a sampled allocation in the tables.
 MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
@@ -466,8 +586,14 @@ MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
     // skip 1: this function; memdiag's other frames are removed by name at snapshot.
     const std::size_t n = capture_stack(f, t->max_depth + internal_frames, 1);
     const std::uint64_t h = frames_hash(f, n);
-    table_guard g(g_profiler.lock);
-    t->insert(p, size, f, n, h);
+    bool outgrown;
+    {
+        table_guard g(g_profiler.lock);
+        t->insert(p, size, f, n, h);
+        outgrown = t->stack_count > g_profiler.reserve_stacks.load(std::memory_order_relaxed) ||
+                   t->frames_used > g_profiler.reserve_frames.load(std::memory_order_relaxed);
+    }
+    if (MEMDIAG_UNLIKELY(outgrown)) resize_reserve(t);
 }
 
 /// profile_allocated handler: count down the thread's bytes, record when due.
@@ -538,6 +664,11 @@ inline bool is_allocator_frame(const char* name, std::size_t n) noexcept {
     for (const char* c : c_functions)
         if (std::strlen(c) == n && std::memcmp(name, c, n) == 0) return true;
     if (starts(0, "operator new") || starts(0, "operator delete")) return true;
+    // Mangled names (the fatal-signal handler does not demangle): operator
+    // new/new[]/delete/delete[], and anything in namespace memdiag.
+    if (starts(0, "_Znw") || starts(0, "_Zna") || starts(0, "_Zdl") || starts(0, "_Zda") ||
+        starts(0, "_ZN7memdiag") || starts(0, "_ZNK7memdiag"))
+        return true;
     // A qualified name in namespace memdiag, possibly after a return type: look
     // at every token outside template arguments, before the parameter list.
     int depth = 0;
@@ -560,21 +691,44 @@ inline bool take_snapshot(snapshot_data& out) {
     tables* t = g_profiler.current.load(std::memory_order_acquire);
     if (t == nullptr) return false;
     internal_vector<stack_entry> stacks;
-    {
-        // Copy under the lock, quickly; everything slow happens after.
-        stacks.reserve(t->max_stacks);
-        out.frames.reserve(t->frames_cap);
+    // Copy under the lock, quickly; everything slow happens after. The copies
+    // are sized from what the tables hold now, not from their capacity
+    // (max_stacks): after an allocation failure only the reserve is left.
+    // Stacks and frames are append-only, so when more arrived between sizing
+    // and locking, a retry sizes again; after a few, the stacks that fit are
+    // copied and the samples of the newest ones are counted as dropped.
+    for (int attempt = 0;; ++attempt) {
+        std::size_t want_stacks = 0, want_frames = 0;
+        {
+            table_guard g(g_profiler.lock);
+            want_stacks = t->stack_count;
+            want_frames = t->frames_used;
+        }
+        // Slack for what arrives meanwhile: 1/8 more, at least 64 stacks.
+        want_stacks += want_stacks / 8 + 64;
+        want_frames += want_frames / 8 + 64 * max_capture;
+        if (want_stacks > t->max_stacks) want_stacks = t->max_stacks;
+        if (want_frames > t->frames_cap) want_frames = t->frames_cap;
+        stacks.reserve(want_stacks);
+        out.frames.reserve(want_frames);
         table_guard g(g_profiler.lock);
-        stacks.assign(t->stacks, t->stacks + t->stack_count);
-        out.frames.assign(t->frames, t->frames + t->frames_used);
+        if (attempt < 3 && (t->stack_count > want_stacks || t->frames_used > want_frames)) continue;
+        std::size_t n = t->stack_count < want_stacks ? t->stack_count : want_stacks;
+        while (n != 0 && t->stacks[n - 1].frames_at + t->stacks[n - 1].depth > want_frames) --n;
+        const std::size_t nf = n == 0 ? 0 : t->stacks[n - 1].frames_at + t->stacks[n - 1].depth;
+        stacks.assign(t->stacks, t->stacks + n);
+        out.frames.assign(t->frames, t->frames + nf);
         out.stats.running = g_profiler.running.load(std::memory_order_relaxed);
         out.stats.sample_interval = t->interval;
         out.stats.samples = t->samples;
         out.stats.dropped_samples = t->dropped;
+        for (std::size_t k = n; k < t->stack_count; ++k)
+            out.stats.dropped_samples += static_cast<std::uint64_t>(t->stacks[k].alloc_objects);
         out.stats.live_samples = t->live_count;
         out.stats.stacks = t->stack_count;
         out.stats.max_live_samples = t->max_live;
         out.stats.max_stacks = t->max_stacks;
+        break;
     }
     out.time_nanos = static_cast<std::int64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -693,10 +847,12 @@ inline result dump_heap_on_failure(const char* reason) noexcept {
     }
     if (g_profiler.dumping.exchange(true, std::memory_order_acquire))
         return result::failure("no heap snapshot: another one is being written");
-    // Memory may be exhausted: give the writer the reserve set aside at start.
-    if (void* r = g_profiler.reserve.exchange(nullptr)) internal_free(r);
+    // Memory may be exhausted: give the writer the reserve set aside.
+    drop_reserve(g_profiler.reserve.exchange(nullptr));
     const result res = write_snapshot_file(path);
     g_profiler.dumping.store(false, std::memory_order_release);
+    // Set it aside again for the next failure, if the program freed memory.
+    resize_reserve(g_profiler.current.load(std::memory_order_acquire));
     if (res) std::fprintf(stderr, "memdiag: %s: heap snapshot written to %s\n", reason, path);
     else std::fprintf(stderr, "memdiag: %s: heap snapshot failed: %s\n", reason, res.message());
     return res;
@@ -727,13 +883,57 @@ inline void on_breach_dump(const char* reason) noexcept {
 
 /// Sets aside the reserve when a dump destination is known. control held.
 inline void update_reserve() noexcept {
-    const bool want = g_profiler.dump_path[0] != '\0' || std::getenv("MEMDIAG_DUMP_DIR") != nullptr;
-    if (want && g_profiler.reserve.load() == nullptr) {
-        void* r = internal_malloc(dump_reserve_bytes);
-        if (r != nullptr) std::memset(r, 0, dump_reserve_bytes);  // committed, so freeing it really helps
-        void* expected = nullptr;
-        if (!g_profiler.reserve.compare_exchange_strong(expected, r)) internal_free(r);
+    const bool want = g_profiler.dump_path[0] != '\0' || std::getenv("MEMDIAG_DUMP_DIR") != nullptr ||
+                      g_profiler.signal_dump.load(std::memory_order_relaxed);
+    g_profiler.reserve_wanted.store(want, std::memory_order_release);
+    if (want) {
+        resize_reserve(g_profiler.current.load(std::memory_order_acquire));
+    } else {
+        // No destination left: give the address space back, stop resizing.
+        g_profiler.reserve_stacks.store(~std::size_t{0}, std::memory_order_relaxed);
+        g_profiler.reserve_frames.store(~std::size_t{0}, std::memory_order_relaxed);
+        drop_reserve(g_profiler.reserve.exchange(nullptr, std::memory_order_acq_rel));
     }
+}
+
+/// fatal_signal.hpp's view of the profiler; these run in a signal handler.
+inline bool signal_tables_lockable() noexcept {
+    for (int i = 0; i < 200; ++i) {  // 200 x 1 ms
+        if (g_profiler.lock.try_lock()) {
+            g_profiler.lock.unlock();
+            return true;
+        }
+#if MEMDIAG_POSIX
+        struct timespec ms = {0, 1000000};
+        ::nanosleep(&ms, nullptr);
+#endif
+    }
+    return false;
+}
+inline bool signal_begin_dump() noexcept { return !g_profiler.dumping.exchange(true, std::memory_order_acquire); }
+inline void signal_end_dump() noexcept { g_profiler.dumping.store(false, std::memory_order_release); }
+inline void* signal_take_reserve(std::size_t* size) noexcept {
+    void* r = g_profiler.reserve.exchange(nullptr, std::memory_order_acq_rel);
+    if (r == nullptr) {
+        // Spent on an earlier dump: map one now (mmap does not take malloc's locks).
+        tables* t = g_profiler.current.load(std::memory_order_acquire);
+        const std::size_t need =
+            t == nullptr ? writer_bytes_for(reserve_min_stacks, 0) : writer_bytes_for(t->stack_count, t->frames_used);
+        r = map_reserve(need);
+        if (r == nullptr) return nullptr;
+        *static_cast<std::size_t*>(r) = need;
+    }
+    *size = *static_cast<std::size_t*>(r);
+    return r;
+}
+inline fatal::hooks signal_hooks() noexcept {
+    fatal::hooks h;
+    h.tables_lockable = &signal_tables_lockable;
+    h.begin_dump = &signal_begin_dump;
+    h.end_dump = &signal_end_dump;
+    h.take_reserve = &signal_take_reserve;
+    h.write = &write_snapshot_file;
+    return h;
 }
 
 /// The text report of a snapshot plus the profiler's own figures.
@@ -775,6 +975,71 @@ public:
     /// thread's allocations with the given options. Fails only when the tables
     /// cannot be allocated. Thread-safe.
     static result start(const profile_options& options = profile_options{}) noexcept {
+#if MEMDIAG_ENABLED
+        const result r = start_tables(options);
+        if (!r) return r;
+        arm_watermarks(options);
+        return r;
+#else
+        (void)options;
+        return result::success();
+#endif
+    }
+
+private:
+    /// Watermarks (watermark.hpp), after start_tables released its lock:
+    /// reading the limit reads files and allocates. A bad configuration is
+    /// reported on stderr and leaves the profiler running without them.
+    static void arm_watermarks(const profile_options& options) noexcept {
+#if MEMDIAG_ENABLED && MEMDIAG_HAS_EXCEPTIONS
+        try {
+#endif
+#if MEMDIAG_ENABLED
+            detail::watermark::request req;
+            req.fractions = options.dump_at_fractions();
+            req.count = options.dump_at_fractions_count();
+            req.limit = options.dump_limit();
+            req.dir = options.dump_dir();
+            req.write = &detail::heapprof::write_snapshot_file;
+            const result r = detail::watermark::arm(req);
+            if (!r) std::fprintf(stderr, "%s\n", r.message());
+            arm_signal_from_env();
+#else
+        (void)options;
+#endif
+#if MEMDIAG_ENABLED && MEMDIAG_HAS_EXCEPTIONS
+        } catch (const std::bad_alloc&) {
+            std::fprintf(stderr, "memdiag: out of memory while setting up watermark snapshots; they are off\n");
+        }
+#endif
+    }
+
+    /// MEMDIAG_DUMP_ON_SIGNAL=1: dump_on_fatal_signal($MEMDIAG_DUMP_DIR/heap.<pid>.signal.pb.gz).
+    static void arm_signal_from_env() noexcept {
+#if MEMDIAG_ENABLED
+        const char* v = std::getenv("MEMDIAG_DUMP_ON_SIGNAL");
+        if (v == nullptr || std::strcmp(v, "0") == 0 || v[0] == '\0') return;
+        if (std::strcmp(v, "1") != 0) {
+            std::fprintf(stderr, "memdiag: MEMDIAG_DUMP_ON_SIGNAL=\"%.100s\": want 1 or 0; fatal-signal snapshots are off\n", v);
+            return;
+        }
+        const char* dir = std::getenv("MEMDIAG_DUMP_DIR");
+        if (dir == nullptr || dir[0] == '\0') {
+            std::fprintf(stderr, "memdiag: MEMDIAG_DUMP_ON_SIGNAL=1 needs MEMDIAG_DUMP_DIR; fatal-signal snapshots are off\n");
+            return;
+        }
+        char path[1024];
+        const int n = std::snprintf(path, sizeof path, "%s/heap.%ld.signal.pb.gz", dir, detail::heapprof::current_pid());
+        if (n < 0 || static_cast<std::size_t>(n) >= sizeof path) {
+            std::fprintf(stderr, "memdiag: MEMDIAG_DUMP_DIR is too long; fatal-signal snapshots are off\n");
+            return;
+        }
+        const result r = dump_on_fatal_signal(path);
+        if (!r) std::fprintf(stderr, "%s\n", r.message());
+#endif
+    }
+
+    static result start_tables(const profile_options& options) noexcept {
 #if MEMDIAG_ENABLED
         using namespace detail;
         using namespace detail::heapprof;
@@ -824,11 +1089,14 @@ public:
 #endif
     }
 
-    /// Stops sampling. What was recorded stays available to the writers until
-    /// the next start(); frees after stop() are no longer seen.
+public:
+    /// Stops sampling (and watermark snapshots). What was recorded stays
+    /// available to the writers until the next start(); frees after stop()
+    /// are no longer seen.
     static void stop() noexcept {
 #if MEMDIAG_ENABLED
         using namespace detail;
+        watermark::disarm();
         spin_guard c(heapprof::g_profiler.control);
         g_registry.global_slow.fetch_and(~(slow_profiler | (heapprof::epoch_mask << slow_epoch_shift)));
         detail::heapprof::g_profiler.running.store(false);
@@ -855,6 +1123,27 @@ public:
         if (g_profiler.running.load()) detail::heapprof::update_reserve();
 #else
         (void)path;
+#endif
+    }
+
+    /// Writes a snapshot to `path` when the program crashes (SIGSEGV, SIGBUS,
+    /// SIGILL, SIGFPE, SIGABRT), then lets the previous handler or the default
+    /// action proceed (fatal_signal.hpp). Installs the handlers and the calling
+    /// thread's alternate signal stack, and keeps the emergency reserve the
+    /// handler writes with. nullptr or "" removes the handlers. Fails (as a
+    /// value) when the handlers cannot be installed. Not signal-safe.
+    static result dump_on_fatal_signal(const char* path) noexcept {
+#if MEMDIAG_ENABLED
+        using detail::heapprof::g_profiler;
+        const bool on = path != nullptr && path[0] != '\0';
+        const result r = detail::fatal::install(path, detail::heapprof::signal_hooks());
+        detail::spin_guard c(g_profiler.control);
+        g_profiler.signal_dump.store(on && r, std::memory_order_relaxed);
+        detail::heapprof::update_reserve();
+        return r;
+#else
+        (void)path;
+        return result::success();
 #endif
     }
 

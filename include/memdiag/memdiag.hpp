@@ -12,3 +12,4 @@
 #include "resource.hpp"
 #include "budget.hpp"
 #include "env.hpp"
+#include "auto_limit.hpp"

@@ -89,9 +89,23 @@ struct soft_limit_state {
 };
 inline soft_limit_state g_soft_limit;
 
+/// A watch on the process tracker's live bytes: notify runs when a published
+/// value reaches `up` or falls below `down` (the heap profiler's watermarks,
+/// watermark.hpp; the owner moves the marks as levels fire and re-arm).
+struct live_watch_state {
+    std::atomic<std::int64_t> up{INT64_MAX};
+    std::atomic<std::int64_t> down{INT64_MIN};
+    std::atomic<void (*)(std::int64_t live)> notify{nullptr};
+};
+inline live_watch_state g_live_watch;
+
 /// Called with the process tracker's live bytes each time a thread publishes.
 /// Fires once per crossing; re-arms when live falls below the hysteresis mark.
 MEMDIAG_COLD inline void check_soft_limit(std::int64_t live) noexcept {
+    if (MEMDIAG_UNLIKELY(live >= g_live_watch.up.load(std::memory_order_relaxed) ||
+                         live < g_live_watch.down.load(std::memory_order_relaxed))) {
+        if (auto f = g_live_watch.notify.load(std::memory_order_acquire)) f(live);
+    }
     const std::int64_t threshold = g_soft_limit.threshold.load(std::memory_order_relaxed);
     if (threshold < 0) return;
     if (live >= threshold) {

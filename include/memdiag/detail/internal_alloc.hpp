@@ -6,8 +6,10 @@
 // the C allocator underneath the hook instead (glibc exports it as __libc_*).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <string>
 #include <vector>
@@ -33,8 +35,38 @@ void __libc_free(void*);
 namespace memdiag {
 namespace detail {
 
+/// A bump arena that stands in for the C allocator while a fatal-signal
+/// snapshot is written (fatal_signal.hpp): malloc may be what crashed, holding
+/// its locks. Lock-free; blocks carry their size for realloc; frees of its
+/// blocks are ignored, before and after it is active.
+struct emergency_arena_state {
+    std::atomic<bool> active{false};
+    char* base = nullptr;  ///< set before active, never cleared once set
+    std::size_t size = 0;
+    std::atomic<std::size_t> used{0};
+};
+inline emergency_arena_state g_emergency_arena;
+
+/// True when p lies in the emergency arena.
+inline bool in_emergency_arena(const void* p) noexcept {
+    const char* b = g_emergency_arena.base;
+    return b != nullptr && static_cast<const char*>(p) >= b && static_cast<const char*>(p) < b + g_emergency_arena.size;
+}
+
+/// n bytes (16-aligned) from the emergency arena; nullptr when it is spent.
+inline void* emergency_alloc(std::size_t n) noexcept {
+    if (n > g_emergency_arena.size) return nullptr;
+    const std::size_t want = ((n + 15) & ~std::size_t{15}) + 16;
+    const std::size_t at = g_emergency_arena.used.fetch_add(want, std::memory_order_relaxed);
+    if (at > g_emergency_arena.size || g_emergency_arena.size - at < want) return nullptr;
+    char* p = g_emergency_arena.base + at;
+    *reinterpret_cast<std::size_t*>(p) = n;
+    return p + 16;
+}
+
 /// Allocates n bytes from the allocator beneath memdiag's hooks; nullptr on failure.
 inline void* internal_malloc(std::size_t n) noexcept {
+    if (MEMDIAG_UNLIKELY(g_emergency_arena.active.load(std::memory_order_relaxed))) return emergency_alloc(n);
 #if MEMDIAG_HAS_LIBC_MALLOC
     return __libc_malloc(n == 0 ? 1 : n);
 #else
@@ -42,8 +74,20 @@ inline void* internal_malloc(std::size_t n) noexcept {
 #endif
 }
 
+inline void internal_free(void* p) noexcept;
+
 /// Resizes a block from internal_malloc; nullptr on failure (the block is kept).
 inline void* internal_realloc(void* p, std::size_t n) noexcept {
+    if (MEMDIAG_UNLIKELY(g_emergency_arena.active.load(std::memory_order_relaxed) ||
+                         (p != nullptr && in_emergency_arena(p)))) {
+        void* q = g_emergency_arena.active.load(std::memory_order_relaxed) ? emergency_alloc(n) : internal_malloc(n);
+        if (q != nullptr && p != nullptr) {
+            const std::size_t old = in_emergency_arena(p) ? *reinterpret_cast<std::size_t*>(static_cast<char*>(p) - 16) : n;
+            std::memcpy(q, p, old < n ? old : n);
+            if (!in_emergency_arena(p)) internal_free(p);
+        }
+        return q;
+    }
 #if MEMDIAG_HAS_LIBC_MALLOC
     return __libc_realloc(p, n == 0 ? 1 : n);
 #else
@@ -53,6 +97,7 @@ inline void* internal_realloc(void* p, std::size_t n) noexcept {
 
 /// Frees a block from internal_malloc / internal_realloc.
 inline void internal_free(void* p) noexcept {
+    if (MEMDIAG_UNLIKELY(in_emergency_arena(p))) return;
 #if MEMDIAG_HAS_LIBC_MALLOC
     __libc_free(p);
 #else

@@ -390,7 +390,9 @@ inline internal_string demangle(const char* name) {
         return demangle(plain.c_str());
     }
 #if MEMDIAG_HAS_CXXABI
-    if (name[0] == '_' && name[1] == 'Z') {
+    // Not in a fatal-signal handler: the demangler works with malloc, which
+    // may be what crashed; pprof demangles the names it reads instead.
+    if (name[0] == '_' && name[1] == 'Z' && !g_emergency_arena.active.load(std::memory_order_relaxed)) {
         internal_section quiet;  // the demangler works with malloc
         int status = 0;
         char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
