@@ -34,3 +34,15 @@ if(MEMDIAG_FUZZ)
     target_link_options(${_memdiag_fuzz} PRIVATE -fsanitize=fuzzer,address,undefined)
   endforeach()
 endif()
+
+# Process lifetime edges (issue 12): fork, thread exit, signals, size overflow.
+memdiag_test(memdiag_lifetime_tests hook_main.cpp test_lifetime.cpp)
+target_compile_options(memdiag_lifetime_tests PRIVATE -fno-omit-frame-pointer)
+# A static leak_check outlives the main thread's thread_local objects.
+add_executable(lifetime_static_leak_check lifetime/static_leak_check.cpp)
+target_link_libraries(lifetime_static_leak_check PRIVATE memdiag::memdiag)
+memdiag_strict(lifetime_static_leak_check)
+add_test(NAME lifetime_static_leak_check COMMAND lifetime_static_leak_check)
+set_tests_properties(lifetime_static_leak_check PROPERTIES
+  PASS_REGULAR_EXPRESSION "memdiag: leak in 'static': 100 bytes in 1 allocation"
+  FAIL_REGULAR_EXPRESSION "AddressSanitizer|runtime error")

@@ -142,7 +142,7 @@ MEMDIAG_ALWAYS_INLINE bool admit_allocation(tracker_slot& t, std::size_t size, b
     if (MEMDIAG_LIKELY(guards == 0 && (!global_slow_path() ||
                                         profiler_only(g_registry.global_slow.load(std::memory_order_relaxed)))))
         return true;
-    if (in_internal_section(guards) || in_nested_event(guards)) return true;
+    if (in_internal_section(guards) || in_nested_event(guards) || holding_lock(guards)) return true;
     return admit_slow(t, size, may_throw);
 #else
     (void)t, (void)size, (void)may_throw;
@@ -173,11 +173,24 @@ MEMDIAG_ALWAYS_INLINE void shard_freed(shard& sh, tracker_slot& t, std::size_t s
     if (MEMDIAG_UNLIKELY(drift < -MEMDIAG_PEAK_PUBLISH_BYTES)) publish_drift(sh, t);
 }
 
+/// Events seen while their thread held a memdiag lock: a signal handler that
+/// interrupted memdiag allocated or freed. They are counted in their tracker
+/// (atomics) but not charged to budgets nor seen by the heap profiler, which
+/// would take the held lock again. heap_profiler::stats() reports the number.
+inline std::atomic<std::uint64_t> g_reentrant_events{0};
+
+/// An event on a thread holding a memdiag lock (see g_reentrant_events).
+MEMDIAG_COLD inline void count_reentrant(tracker_slot& t, std::size_t size, bool allocation) noexcept {
+    count_shared(t, size, allocation);
+    g_reentrant_events.fetch_add(1, std::memory_order_relaxed);
+}
+
 /// Everything record_allocation does off the fast path.
 MEMDIAG_COLD inline void record_allocation_slow(tracker_slot& t, void* p, std::size_t size,
                                                std::size_t requested) noexcept {
     const std::uint64_t guards = tls_head.guards;
     if (in_internal_section(guards)) return;
+    if (MEMDIAG_UNLIKELY(holding_lock(guards))) return count_reentrant(t, size, true);
     thread_state* s = current_thread_state();
     if (s != nullptr && t.shard_index >= 0) shard_allocated(s->shards[t.shard_index], t, size);
     else count_shared(t, size, true);
@@ -191,6 +204,7 @@ MEMDIAG_COLD inline void record_allocation_slow(tracker_slot& t, void* p, std::s
 MEMDIAG_COLD inline void record_deallocation_slow(tracker_slot& t, void* p, std::size_t size) noexcept {
     const std::uint64_t guards = tls_head.guards;
     if (in_internal_section(guards)) return;
+    if (MEMDIAG_UNLIKELY(holding_lock(guards))) return count_reentrant(t, size, false);
     thread_state* s = current_thread_state();
     if (s != nullptr && t.shard_index >= 0) shard_freed(s->shards[t.shard_index], t, size);
     else count_shared(t, size, false);
