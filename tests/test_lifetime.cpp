@@ -139,3 +139,66 @@ TEST_CASE("lifetime: fork drops other threads' states and their thread budgets",
 }
 #endif
 
+#if MEMDIAG_POSIX
+TEST_CASE("lifetime: fork while the exact profiler records on other threads", "[lifetime][fork][profiler]") {
+    if (fork_with_threads_is_unreliable()) {
+        WARN("skipped under clang < 15 AddressSanitizer (its runtime is not fork-safe with running threads)");
+        return;
+    }
+    REQUIRE(memdiag::heap_profiler::start(memdiag::profile_options{}.sample_interval(1)));
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 2; ++i)
+        threads.emplace_back([&] {
+            while (!stop.load(std::memory_order_relaxed)) churn(16, 48);
+        });
+    int hung_or_failed = 0;
+    for (int k = 0; k < 40; ++k) {
+        const int status = in_child([] {
+            churn(200, 48);  // takes the table lock for every block
+            return memdiag::heap_profiler::stats().samples > 0 ? 0 : 2;
+        });
+        if (status != 0) ++hung_or_failed;
+    }
+    stop.store(true);
+    for (auto& t : threads) t.join();
+    memdiag::heap_profiler::stop();
+    CHECK(hung_or_failed == 0);
+}
+
+namespace {
+std::atomic<int> handler_runs{0};
+void allocating_handler(int) {
+    churn(2, 32);
+    handler_runs.fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
+TEST_CASE("lifetime: a signal handler that allocates during exact profiling never hangs", "[lifetime][signal][profiler]") {
+    const int status = in_child([] {
+        struct sigaction sa {};
+        sa.sa_handler = &allocating_handler;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGUSR1, &sa, nullptr);
+        if (!memdiag::heap_profiler::start(memdiag::profile_options{}.sample_interval(1))) return 3;
+        // Signals at random points of a loop that often holds the table lock.
+        const pthread_t target = pthread_self();
+        std::atomic<bool> stop{false};
+        std::thread sender([&] {
+            while (!stop.load()) {
+                pthread_kill(target, SIGUSR1);
+                std::this_thread::sleep_for(std::chrono::microseconds(20));
+            }
+        });
+        const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+        while (std::chrono::steady_clock::now() < end) churn(64, 48);
+        stop.store(true);
+        sender.join();
+        memdiag::heap_profiler::stop();
+        std::fprintf(stderr, "signal test: %d handler runs, %llu events while a memdiag lock was held\n",
+                     handler_runs.load(), static_cast<unsigned long long>(memdiag::detail::g_reentrant_events.load()));
+        return handler_runs.load() > 100 ? 0 : 2;
+    });
+    CHECK(status == 0);  // 128 + SIGALRM (142): hung on a memdiag lock
+}
+#endif
