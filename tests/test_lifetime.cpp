@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -200,5 +201,64 @@ TEST_CASE("lifetime: a signal handler that allocates during exact profiling neve
         return handler_runs.load() > 100 ? 0 : 2;
     });
     CHECK(status == 0);  // 128 + SIGALRM (142): hung on a memdiag lock
+}
+#endif
+
+// Item 6: size computations in the hooks never wrap.
+TEST_CASE("lifetime: budgets see huge sizes as huge, not wrapped", "[lifetime][overflow]") {
+    memdiag::tracking_allocator<char> a{lifetime_tracker()};
+    SECTION("max_bytes") {
+        scoped_budget b{limits{}.max_bytes(1000), breach_policy::callback, scope_kind::this_thread, "bytes"};
+        a.deallocate(a.allocate(100), 100);
+        // 100 + (SIZE_MAX - 10) wraps to 89 in 64-bit arithmetic.
+        (void)memdiag::detail::admit_allocation(lifetime_tracker().slot(), SIZE_MAX - 10, false);
+        CHECK(b.breaches() == 1);
+    }
+    SECTION("max_peak_bytes") {
+        scoped_budget b{limits{}.max_peak_bytes(1000), breach_policy::callback, scope_kind::this_thread, "peak"};
+        // A size above INT64_MAX must not read as a negative growth.
+        (void)memdiag::detail::admit_allocation(lifetime_tracker().slot(), SIZE_MAX - 10, false);
+        CHECK(b.breaches() == 1);
+    }
+}
+
+#if defined(__GLIBC__) && !MEMDIAG_ASAN && !MEMDIAG_TSAN
+extern "C" void* pvalloc(std::size_t) noexcept;
+extern "C" void* reallocarray(void*, std::size_t, std::size_t) noexcept;
+TEST_CASE("lifetime: the C hooks fail huge sizes as glibc does", "[lifetime][overflow]") {
+    REQUIRE(memdiag::malloc_hook_installed());
+    // volatile: the compiler must not see (and warn about) the sizes.
+    volatile std::size_t huge = SIZE_MAX - 100, half = SIZE_MAX / 2;
+    errno = 0;
+    void* p = pvalloc(huge);  // page rounding must not wrap to 0
+    CHECK(p == nullptr);
+    CHECK(errno == ENOMEM);
+    std::free(p);
+    errno = 0;
+    p = valloc(huge);
+    CHECK(p == nullptr);
+    std::free(p);
+    void* q = std::malloc(16);
+    REQUIRE(q != nullptr);
+    errno = 0;
+    CHECK(reallocarray(q, half, 4) == nullptr);  // the product overflows
+    CHECK(errno == ENOMEM);
+    std::free(q);
+#if defined(__cpp_aligned_new)
+    volatile std::size_t alignment = std::size_t{1} << (sizeof(std::size_t) * 8 - 2);
+    CHECK(::operator new(16, std::align_val_t{alignment}, std::nothrow) == nullptr);
+#endif
+}
+
+TEST_CASE("lifetime: reallocarray is counted like realloc", "[lifetime][overflow]") {
+    REQUIRE(memdiag::malloc_hook_installed());
+    const memdiag::allocation_stats before = memdiag::process_stats();
+    void* q = std::malloc(16);
+    q = reallocarray(q, 100, 8);
+    REQUIRE(q != nullptr);
+    std::free(q);
+    const memdiag::allocation_stats after = memdiag::process_stats();
+    CHECK(after.allocations - before.allocations == after.deallocations - before.deallocations);
+    CHECK(after.allocations - before.allocations >= 2);
 }
 #endif

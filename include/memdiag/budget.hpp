@@ -402,9 +402,15 @@ MEMDIAG_COLD inline bool on_breach(scope_link& l, breach_info& info, bool may_th
 inline bool check_scope(scope_link& l, const allocation_stats& now, std::size_t size, bool may_throw) {
     breach_info info;
     info.allocation_size = size;
+    // Saturating: a huge request (new of SIZE_MAX - 10) must read as huge, not wrap.
+    constexpr std::uint64_t u64_max = ~std::uint64_t{0};
+    constexpr std::int64_t i64_max = static_cast<std::int64_t>(u64_max >> 1);
+    const std::uint64_t size64 = size;  // 32-bit targets: one width for the comparisons
     const std::uint64_t allocs = now.allocations + 1;
-    const std::uint64_t bytes = now.bytes_allocated + size;
-    const std::int64_t growth = now.live_bytes + static_cast<std::int64_t>(size);
+    const std::uint64_t bytes = now.bytes_allocated > u64_max - size64 ? u64_max : now.bytes_allocated + size64;
+    const std::int64_t isize =
+        size64 > static_cast<std::uint64_t>(i64_max) ? i64_max : static_cast<std::int64_t>(size64);
+    const std::int64_t growth = now.live_bytes > i64_max - isize ? i64_max : now.live_bytes + isize;
     bool ok = true;
     if (allocs > l.lim.allocations()) {
         info.which = limit_kind::allocations;

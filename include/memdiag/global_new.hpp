@@ -288,7 +288,12 @@ void* valloc(std::size_t n) noexcept {
 }
 void* pvalloc(std::size_t n) noexcept {
     const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-    return memdiag::detail::c_alloc((n + page - 1) & ~(page - 1), page);
+    std::size_t rounded;
+    if (__builtin_add_overflow(n, page - 1, &rounded)) {  // as glibc: no wrap to a tiny block
+        errno = ENOMEM;
+        return nullptr;
+    }
+    return memdiag::detail::c_alloc(rounded & ~(page - 1), page);
 }
 }
 #endif  // MEMDIAG_MALLOC_HOOK
