@@ -262,3 +262,44 @@ TEST_CASE("lifetime: reallocarray is counted like realloc", "[lifetime][overflow
     CHECK(after.allocations - before.allocations >= 2);
 }
 #endif
+
+// Item 9: memdiag's own per-thread bookkeeping is not a program allocation.
+TEST_CASE("lifetime: registering a thread is not counted as the program's allocation", "[lifetime][threads]") {
+    if (!memdiag::malloc_hook_installed()) {
+        WARN("skipped: needs the malloc hook (not under sanitizers), where registration would be seen");
+        return;
+    }
+    memdiag::allocation_stats before, after;
+    std::thread t([&] {
+        // The thread's first event creates its memdiag state.
+        before = memdiag::process_stats();
+        std::free(std::malloc(100));
+        after = memdiag::process_stats();
+    });
+    t.join();
+    CHECK(after.allocations - before.allocations == 1);
+    CHECK(after.deallocations - before.deallocations == 1);
+    CHECK(after.bytes_allocated - before.bytes_allocated == after.bytes_freed - before.bytes_freed);
+}
+
+TEST_CASE("lifetime: a thread's registration is not counted when it exits", "[lifetime][threads]") {
+    if (!memdiag::malloc_hook_installed()) {
+        WARN("skipped: needs the malloc hook (not under sanitizers), where registration would be seen");
+        return;
+    }
+    // A thread whose only events are its own: what it adds must balance after it exited.
+    std::atomic<bool> go{false};
+    memdiag::allocation_stats before;
+    std::thread t([&] {
+        while (!go.load()) std::this_thread::yield();
+        std::free(std::malloc(100));
+    });
+    before = memdiag::process_stats();
+    go.store(true);
+    t.join();
+    const memdiag::allocation_stats after = memdiag::process_stats();
+    // The std::thread's own state (allocated before `before`) is freed in the
+    // thread: one more free than allocation, nothing else.
+    CHECK(after.allocations - before.allocations == 1);
+    CHECK(after.deallocations - before.deallocations == 2);
+}

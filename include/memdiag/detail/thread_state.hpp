@@ -343,10 +343,45 @@ inline void join_fork_handling(fork_layer layer, const fork_participant* p) noex
 }
 
 /// Hands the thread's state to thread_exiting at thread exit. A thread_local
-/// object's destructor runs in every threading model C++ supports.
+/// object's destructor runs in every threading model C++ supports; where
+/// POSIX keys exist they are used instead (see register_reaper).
 struct thread_reaper {
     ~thread_reaper() { thread_exiting(); }
 };
+
+#if MEMDIAG_POSIX
+/// The key whose destructor retires a thread's state, or -1 if none could be
+/// created. Key destructors run after every thread_local destructor of the
+/// thread (so its last events still count in its state), and setting a key
+/// below PTHREAD_KEYS_MAX's first block allocates nothing, where registering a
+/// thread_local destructor allocates a list node (that memdiag would count as
+/// the program's, and then its free at exit).
+inline long reaper_key() noexcept {
+    static const long key = [] {
+        pthread_key_t k;
+        if (pthread_key_create(&k, [](void*) { thread_exiting(); }) != 0) return -1L;
+        return static_cast<long>(k);
+    }();
+    return key;
+}
+#endif
+
+/// Arranges for the calling thread's state s to be retired when the thread exits.
+inline void register_reaper(thread_state* s) noexcept {
+#if MEMDIAG_POSIX
+    const long key = reaper_key();
+    if (key >= 0) {
+        // Internal: beyond the first block of keys glibc allocates for the value.
+        tls_head.guards += guard_internal;
+        const int rc = pthread_setspecific(static_cast<pthread_key_t>(key), s);
+        tls_head.guards -= guard_internal;
+        if (rc == 0) return;
+    }
+#endif
+    (void)s;
+    static thread_local thread_reaper reaper;
+    (void)&reaper;  // odr-use: constructs it, registering its destructor
+}
 
 /// Creates the calling thread's state. Returns nullptr while that is impossible
 /// (during creation itself, after thread exit, out of memory): the caller then
@@ -368,8 +403,7 @@ MEMDIAG_COLD inline thread_state* create_thread_state() noexcept {
         if (s->next) s->next->prev = s;
         g_registry.threads = s;
     }
-    static thread_local thread_reaper reaper;
-    (void)&reaper;  // odr-use: constructs it, registering its destructor
+    register_reaper(s);
     head.state = s;
     head.phase = phase_active;
     return s;
