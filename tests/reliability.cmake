@@ -38,6 +38,10 @@ endif()
 # Process lifetime edges (issue 12): fork, thread exit, signals, size overflow.
 memdiag_test(memdiag_lifetime_tests hook_main.cpp test_lifetime.cpp)
 target_compile_options(memdiag_lifetime_tests PRIVATE -fno-omit-frame-pointer)
+# One arena and no per-thread cache: a freed address goes straight to the next
+# thread that asks (the realloc race test relies on it).
+set_tests_properties(memdiag_lifetime_tests PROPERTIES
+  ENVIRONMENT "GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0")
 # A static leak_check outlives the main thread's thread_local objects.
 add_executable(lifetime_static_leak_check lifetime/static_leak_check.cpp)
 target_link_libraries(lifetime_static_leak_check PRIVATE memdiag::memdiag)

@@ -505,8 +505,6 @@ inline void budget_count(thread_state* s, std::size_t size, bool allocation) noe
 inline void budget_allocated(thread_state* s, std::size_t size) { budget_count(s, size, true); }
 inline void budget_freed(thread_state* s, std::size_t size) { budget_count(s, size, false); }
 
-inline void release_shared(budget_shared* b) noexcept;
-
 /// Fork child, process-scope lock held: budgets opened by threads that do not
 /// exist in the child end there. Their process-wide budgets leave the list
 /// (their scope_link lived on a stack the child may reuse, and they must not
@@ -516,10 +514,12 @@ inline void budget_fork_child() noexcept {
     for (budget_shared** p = &g_process_scopes; *p != nullptr;) {
         budget_shared* b = *p;
         if (b->owner_thread != self) {
+            // Its owner's reference is never dropped (that scope never ends in
+            // the child): the few bytes stay, so a stale budget_handle or the
+            // budget object on the dead thread's stack still reads valid memory.
             *p = b->next_process;
             b->owner = nullptr;
             b->closed.store(true);
-            release_shared(b);  // the owner's reference: its scope never ends in the child
         } else {
             p = &b->next_process;
         }

@@ -261,10 +261,18 @@ void* realloc(void* old, std::size_t n) noexcept {
         errno = ENOMEM;
         return nullptr;
     }
+    // The old block's free is recorded before __libc_realloc can free it: once
+    // freed, another thread may get its address and record that allocation,
+    // which a late record of this free would then erase.
     const std::size_t old_size = usable_size(old, 0);
-    void* p = __libc_realloc(old, n);
-    if (p == nullptr) return nullptr;  // the old block is untouched and still counted
     record_deallocation(g_process_slot, old, old_size);
+    void* p = __libc_realloc(old, n);
+    if (p == nullptr) {
+        // The old block is untouched and still ours: count it again (one more
+        // allocation/free pair in the figures; no other thread could see it).
+        record_allocation(g_process_slot, old, old_size);
+        return nullptr;
+    }
     record_allocation(g_process_slot, p, usable_size(p, n), n);
     return p;
 }
