@@ -50,3 +50,23 @@ add_test(NAME lifetime_static_leak_check COMMAND lifetime_static_leak_check)
 set_tests_properties(lifetime_static_leak_check PROPERTIES
   PASS_REGULAR_EXPRESSION "memdiag: leak in 'static': 100 bytes in 1 allocation"
   FAIL_REGULAR_EXPRESSION "AddressSanitizer|runtime error")
+
+# A global hook bypassed by another operator new (valgrind, heaptrack, a preload)
+# is detected and said, and memory assertions fail instead of passing vacuously.
+# Not under sanitizers: their runtimes define operator new themselves.
+if(UNIX AND NOT APPLE AND NOT CMAKE_CXX_FLAGS MATCHES "sanitize" AND NOT CMAKE_CROSSCOMPILING)
+  add_library(memdiag_hook_in_library SHARED lifetime/hook_in_library.cpp)
+  target_link_libraries(memdiag_hook_in_library PRIVATE memdiag::memdiag)
+  memdiag_strict(memdiag_hook_in_library)
+  add_library(memdiag_foreign_new SHARED lifetime/foreign_new.cpp)
+  memdiag_strict(memdiag_foreign_new)
+  add_executable(hook_bypass_check lifetime/hook_bypass_check.cpp)
+  target_link_libraries(hook_bypass_check PRIVATE memdiag::memdiag memdiag_hook_in_library)
+  memdiag_strict(hook_bypass_check)
+  add_test(NAME lifetime_hook_active COMMAND hook_bypass_check active)
+  set_tests_properties(lifetime_hook_active PROPERTIES FAIL_REGULAR_EXPRESSION "hook is linked in but not called")
+  add_test(NAME lifetime_hook_bypassed COMMAND hook_bypass_check bypassed)
+  set_tests_properties(lifetime_hook_bypassed PROPERTIES
+    ENVIRONMENT "LD_PRELOAD=$<TARGET_FILE:memdiag_foreign_new>"
+    PASS_REGULAR_EXPRESSION "memdiag: warning: the global operator new hook is linked in but not called.*check_ok=0")
+endif()

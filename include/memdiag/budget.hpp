@@ -629,6 +629,7 @@ public:
         link_.name = name != nullptr ? name : "budget";
         link_.where = where;
         link_.process_wide = kind == scope_kind::process;
+        (void)detail::verify_global_hook(detail::hook_linked());  // once: a bypassed hook is said, not silent
         detail::install_budget_handlers();
         if (link_.process_wide) {
             (void)detail::current_thread_state();  // registered: fork tells its scopes from others'

@@ -51,6 +51,15 @@ inline bool global_hook_installed() noexcept;
 /// True when the C allocation functions are replaced too (MEMDIAG_REPLACE_MALLOC).
 inline bool malloc_hook_installed() noexcept;
 
+/// True when the hook is installed and is the operator new this process
+/// actually calls. False when not installed, and when something replaced
+/// operator new over it (valgrind, heaptrack's preload, another library): the
+/// first call then says so once on stderr. Checked once, with one probe
+/// allocation that is taken back from the figures.
+inline bool global_hook_active() noexcept {
+    return detail::verify_global_hook(global_hook_installed());
+}
+
 }  // namespace memdiag
 
 #if defined(__GNUC__) && defined(__ELF__)

@@ -17,7 +17,9 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <new>
 
 #include "config.hpp"
 #include "detail/internal_section.hpp"
@@ -308,6 +310,73 @@ inline allocation_stats read_stats(const tracker_slot& t) noexcept {
     return st;
 }
 
+/// Whether the global operator new hook is the one this process calls:
+/// 0 not known yet, 1 yes, 2 no (see verify_global_hook).
+inline std::atomic<int> g_hook_verdict{0};
+
+/// Allocates one byte through ::operator new and reports whether the calling
+/// thread's process shard counted it, then takes the count back (owner-only
+/// fields: exact). The event is a nested one, so no budget is charged and the
+/// profiler does not sample it. Returns -1 when the thread cannot tell now.
+inline int probe_global_hook() noexcept {
+    const std::uint64_t guards = tls_head.guards;
+    if (in_internal_section(guards) || in_nested_event(guards) || holding_lock(guards)) return -1;
+    thread_state* s = current_thread_state();
+    if (s == nullptr) return -1;
+    shard& sh = s->shards[0];
+    const auto r = std::memory_order_relaxed;
+    const std::uint64_t a = sh.allocations.load(r), d = sh.deallocations.load(r);
+    const std::uint64_t ba = sh.bytes_allocated.load(r), bf = sh.bytes_freed.load(r);
+    const std::int64_t drift = sh.drift;
+    {
+        nested_event probe;
+        void* volatile p = ::operator new(1, std::nothrow);
+        ::operator delete(p);
+    }
+    const bool counted = sh.allocations.load(r) != a;
+    if (sh.drift == drift) {  // no publish in between: undo exactly
+        sh.allocations.store(a, r);
+        sh.deallocations.store(d, r);
+        sh.bytes_allocated.store(ba, r);
+        sh.bytes_freed.store(bf, r);
+    }
+    return counted ? 1 : 0;
+}
+
+#if defined(__GNUC__) && defined(__ELF__)
+}  // namespace detail
+}  // namespace memdiag
+extern "C" __attribute__((weak)) const int memdiag_global_new_installed;
+namespace memdiag {
+namespace detail {
+/// True when a translation unit of the program replaced operator new.
+inline bool hook_linked() noexcept { return &memdiag_global_new_installed != nullptr; }
+#else
+inline bool hook_linked() noexcept { return false; }  // no weak symbols: nothing to verify
+#endif
+
+/// Checks once that the global hook, where linked in, is the operator new
+/// actually called: under valgrind, heaptrack's preload or another library
+/// replacing operator new it is bypassed and every figure from the global heap
+/// stays 0. Says so once on stderr. Returns false when bypassed or not
+/// installed (`installed`: the caller knows whether the hook is linked in).
+inline bool verify_global_hook(bool installed) noexcept {
+    if (!installed) return false;
+    const int v = g_hook_verdict.load(std::memory_order_acquire);
+    if (v != 0) return v == 1;
+    const int probe = probe_global_hook();
+    if (probe < 0) return true;  // cannot tell on this thread now: assume, ask again later
+    int expected = 0;
+    if (g_hook_verdict.compare_exchange_strong(expected, probe == 1 ? 1 : 2) && probe == 0) {
+        static const char msg[] =
+            "memdiag: warning: the global operator new hook is linked in but not called (valgrind, heaptrack, "
+            "an LD_PRELOAD or another library replaced operator new): process figures, budgets and memory "
+            "assertions see nothing from the global heap\n";
+        std::fwrite(msg, 1, sizeof msg - 1, stderr);
+    }
+    return probe == 1;
+}
+
 }  // namespace detail
 
 class tracker;
@@ -412,7 +481,10 @@ inline tracker_ref::tracker_ref(tracker& t) noexcept : slot_(&t.slot()) {}
 
 /// Everything the global hook has counted in this process (global_new.hpp).
 /// All zero unless some translation unit replaced operator new.
-inline allocation_stats process_stats() noexcept { return tracker_ref::process().stats(); }
+inline allocation_stats process_stats() noexcept {
+    (void)detail::verify_global_hook(detail::hook_linked());  // once: says so when the hook is bypassed
+    return tracker_ref::process().stats();
+}
 
 /// Figures of the "default" tracker (tracking allocators and resources given none).
 inline allocation_stats default_tracker_stats() noexcept { return tracker_ref().stats(); }
