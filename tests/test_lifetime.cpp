@@ -5,6 +5,7 @@
 #include <memdiag/allocator.hpp>
 #include <memdiag/budget.hpp>
 #include <memdiag/global_new.hpp>
+#include <memdiag/detail/os/atomic_file.hpp>
 #include <memdiag/heap_profile.hpp>
 
 #include <atomic>
@@ -15,6 +16,8 @@
 #include <cstdlib>
 #include <new>
 #include <optional>
+#include <string>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -385,3 +388,29 @@ TEST_CASE("lifetime: concurrent realloc keeps the exact profile's in-use figures
     memdiag::heap_profiler::stop();
     CHECK(missing.load() == 0);  // every block the program held was in use in the profile
 }
+
+#if MEMDIAG_POSIX
+// Also: long file names and long paths.
+TEST_CASE("lifetime: a 246-byte file name can be written", "[lifetime][files]") {
+    char dir[] = "/tmp/memdiag-lifetime-XXXXXX";
+    REQUIRE(mkdtemp(dir) != nullptr);
+    const std::string path = std::string(dir) + "/" + std::string(246, 'n');
+    const memdiag::result r = memdiag::detail::write_file_atomically(path.c_str(), "data", 4);
+    CHECK(r.ok());
+    INFO(r.message());
+    CHECK(unlink(path.c_str()) == 0);
+    rmdir(dir);
+}
+
+TEST_CASE("lifetime: a failure on a long path keeps the errno text whole", "[lifetime][files]") {
+    const std::string path = "/nonexistent-memdiag-dir/" + std::string(200, 'd') + "/" + std::string(40, 'f');
+    const memdiag::result r = memdiag::detail::write_file_atomically(path.c_str(), "data", 4);
+    REQUIRE_FALSE(r.ok());
+    const std::string m = r.message();
+    INFO(m);
+    CHECK(m.size() >= std::strlen("No such file or directory"));
+    CHECK(m.compare(m.size() - std::strlen("No such file or directory"), std::string::npos,
+                    "No such file or directory") == 0);
+    CHECK(m.find(std::string(40, 'f')) != std::string::npos);  // the file name is kept
+}
+#endif
