@@ -414,3 +414,23 @@ TEST_CASE("lifetime: a failure on a long path keeps the errno text whole", "[lif
     CHECK(m.find(std::string(40, 'f')) != std::string::npos);  // the file name is kept
 }
 #endif
+
+// Also: profiler restarts with other options reuse retired tables.
+TEST_CASE("lifetime: profiler restarts with alternating options keep a bounded number of tables",
+          "[lifetime][profiler]") {
+    const auto a = memdiag::profile_options{}.max_live_samples(1024).max_stacks(256);
+    const auto b = memdiag::profile_options{}.max_live_samples(1024).max_stacks(512);
+    for (int i = 0; i < 200; ++i) {
+        REQUIRE(memdiag::heap_profiler::start(i % 2 == 0 ? a : b));
+        churn(4);
+    }
+    memdiag::heap_profiler::stop();
+    std::size_t kept = 0;
+    {
+        using namespace memdiag::detail::heapprof;
+        memdiag::detail::spin_guard c(g_profiler.control);
+        for (tables* t = g_profiler.retired; t != nullptr; t = t->retired_next) ++kept;
+    }
+    // One table per shape ever used (the default one of earlier tests included).
+    CHECK(kept <= 3);
+}

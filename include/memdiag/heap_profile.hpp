@@ -32,7 +32,8 @@
 // report says so); recorded ones keep being updated. Raise the limits with
 // profile_options when that happens. Restarting with other limits allocates
 // new tables; the old ones are kept (never freed) because a thread may still
-// be reading them.
+// be reading them, and reused by a later restart with the same limits, so the
+// address space grows with the number of distinct shapes, not of restarts.
 //
 // Cost. Frees of blocks that were never sampled stay on the fast path: one
 // lock-free load from a small counting filter indexed by the address hash
@@ -819,12 +820,28 @@ public:
             t->clear();
             t->interval = interval;
         } else {
-            void* mem = internal_malloc(sizeof(tables));
-            if (mem == nullptr) return result::failure("cannot start the heap profiler: out of memory");
-            auto* fresh = new (mem) tables();
-            if (!fresh->allocate(options.max_depth(), options.max_live_samples(), options.max_stacks())) {
-                internal_free(mem);
-                return result::failure("cannot start the heap profiler: out of memory for its tables");
+            // Retired tables are never freed (a thread may still hold one), so
+            // one of the same shape is reused: restarts with alternating
+            // options keep one table per shape, not one per restart.
+            tables* fresh = nullptr;
+            for (tables** r = &g_profiler.retired; *r != nullptr; r = &(*r)->retired_next) {
+                if ((*r)->same_shape(options.max_depth(), options.max_live_samples(), options.max_stacks())) {
+                    fresh = *r;
+                    *r = fresh->retired_next;
+                    fresh->retired_next = nullptr;
+                    table_guard g(g_profiler.lock);  // a late free or sample may still touch it
+                    fresh->clear();
+                    break;
+                }
+            }
+            if (fresh == nullptr) {
+                void* mem = internal_malloc(sizeof(tables));
+                if (mem == nullptr) return result::failure("cannot start the heap profiler: out of memory");
+                fresh = new (mem) tables();
+                if (!fresh->allocate(options.max_depth(), options.max_live_samples(), options.max_stacks())) {
+                    internal_free(mem);
+                    return result::failure("cannot start the heap profiler: out of memory for its tables");
+                }
             }
             fresh->interval = interval;
             if (t != nullptr) {
