@@ -70,3 +70,25 @@ if(UNIX AND NOT APPLE AND NOT CMAKE_CXX_FLAGS MATCHES "sanitize" AND NOT CMAKE_C
     ENVIRONMENT "LD_PRELOAD=$<TARGET_FILE:memdiag_foreign_new>"
     PASS_REGULAR_EXPRESSION "memdiag: warning: the global operator new hook is linked in but not called.*check_ok=0")
 endif()
+
+# A plugin loaded with dlopen: with the host exporting memdiag's symbols it shares
+# the host's state (and the hook counts its allocations); without, memdiag says
+# on stderr that there are two copies.
+if(UNIX AND NOT APPLE AND NOT CMAKE_CXX_FLAGS MATCHES "sanitize=thread" AND NOT CMAKE_CROSSCOMPILING)
+  add_library(memdiag_test_plugin MODULE lifetime/plugin.cpp)
+  target_link_libraries(memdiag_test_plugin PRIVATE memdiag::memdiag)
+  memdiag_strict(memdiag_test_plugin)
+  foreach(_memdiag_host plugin_host_exported plugin_host_local)
+    add_executable(${_memdiag_host} lifetime/plugin_host.cpp)
+    target_link_libraries(${_memdiag_host} PRIVATE memdiag::memdiag ${CMAKE_DL_LIBS})
+    memdiag_strict(${_memdiag_host})
+  endforeach()
+  set_target_properties(plugin_host_exported PROPERTIES ENABLE_EXPORTS ON)
+  add_test(NAME lifetime_plugin_shared_state COMMAND plugin_host_exported $<TARGET_FILE:memdiag_test_plugin>)
+  set_tests_properties(lifetime_plugin_shared_state PROPERTIES
+    PASS_REGULAR_EXPRESSION "plugin measured 1 allocation"
+    FAIL_REGULAR_EXPRESSION "second copy of memdiag")
+  add_test(NAME lifetime_plugin_separate_state COMMAND plugin_host_local $<TARGET_FILE:memdiag_test_plugin>)
+  set_tests_properties(lifetime_plugin_separate_state PROPERTIES
+    PASS_REGULAR_EXPRESSION "memdiag: warning: a second copy of memdiag's state")
+endif()
