@@ -444,3 +444,37 @@ TEST_CASE("lifetime: profiler restarts with alternating options keep a bounded n
     // One table per shape ever used (the default one of earlier tests included).
     CHECK(kept <= 3);
 }
+
+#if MEMDIAG_HAS_FRAME_WALK
+// Item 10 (part): a frame-pointer walk never returns an impossible address.
+namespace {
+MEMDIAG_NOINLINE void code_marker() {}
+}  // namespace
+
+TEST_CASE("lifetime: a frame-pointer walk stops at an impossible return address", "[lifetime][stack]") {
+    // A fake stack of three frame records, the second holding `bad` as its
+    // return address; the walk reads only inside [low, high).
+    const auto code = reinterpret_cast<std::uintptr_t>(&code_marker) + 1;
+    std::uintptr_t fake[8] = {};
+    const auto low = reinterpret_cast<std::uintptr_t>(&fake[0]);
+    const auto high = reinterpret_cast<std::uintptr_t>(&fake[8]);
+    // Seen in walks through code without frame pointers: small numbers, a
+    // kernel-half value, an address on the stack itself.
+    const std::uintptr_t impossible[] = {0x17, ~std::uintptr_t{0} - 0xe0 /* 0xff..ff1f */, low + 8};
+    for (const std::uintptr_t bad : impossible) {
+        fake[0] = reinterpret_cast<std::uintptr_t>(&fake[2]);
+        fake[1] = code;
+        fake[2] = reinterpret_cast<std::uintptr_t>(&fake[4]);
+        fake[3] = bad;
+        fake[4] = 0;
+        fake[5] = code;
+        std::uintptr_t out[8] = {};
+        const memdiag::detail::walk_result r = memdiag::detail::walk_frame_chain(low, low, high, out, 8, 0);
+        INFO("return address 0x" << std::hex << bad);
+        CHECK(r.count == 1);
+        CHECK(out[0] == code);
+        CHECK(r.end == memdiag::detail::walk_end::implausible);
+        CHECK(memdiag::detail::walk_needs_unwinder(r));
+    }
+}
+#endif
