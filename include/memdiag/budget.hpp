@@ -279,6 +279,7 @@ struct budget_shared {
     std::atomic<bool> closed{false};
     std::atomic<std::uint64_t> joined_breaches{0};  ///< breaches seen on joined threads
     struct scope_link* owner = nullptr;  ///< the budget; valid while listed as a process scope
+    std::thread::id owner_thread;        ///< the thread that opened the budget (fork drops others')
     budget_shared* next_process = nullptr;
     // The budget's configuration, copied so joined threads never read the budget itself.
     memdiag::limits lim;
@@ -401,9 +402,15 @@ MEMDIAG_COLD inline bool on_breach(scope_link& l, breach_info& info, bool may_th
 inline bool check_scope(scope_link& l, const allocation_stats& now, std::size_t size, bool may_throw) {
     breach_info info;
     info.allocation_size = size;
+    // Saturating: a huge request (new of SIZE_MAX - 10) must read as huge, not wrap.
+    constexpr std::uint64_t u64_max = ~std::uint64_t{0};
+    constexpr std::int64_t i64_max = static_cast<std::int64_t>(u64_max >> 1);
+    const std::uint64_t size64 = size;  // 32-bit targets: one width for the comparisons
     const std::uint64_t allocs = now.allocations + 1;
-    const std::uint64_t bytes = now.bytes_allocated + size;
-    const std::int64_t growth = now.live_bytes + static_cast<std::int64_t>(size);
+    const std::uint64_t bytes = now.bytes_allocated > u64_max - size64 ? u64_max : now.bytes_allocated + size64;
+    const std::int64_t isize =
+        size64 > static_cast<std::uint64_t>(i64_max) ? i64_max : static_cast<std::int64_t>(size64);
+    const std::int64_t growth = now.live_bytes > i64_max - isize ? i64_max : now.live_bytes + isize;
     bool ok = true;
     if (allocs > l.lim.allocations()) {
         info.which = limit_kind::allocations;
@@ -498,18 +505,40 @@ inline void budget_count(thread_state* s, std::size_t size, bool allocation) noe
 inline void budget_allocated(thread_state* s, std::size_t size) { budget_count(s, size, true); }
 inline void budget_freed(thread_state* s, std::size_t size) { budget_count(s, size, false); }
 
-/// The process-scope lock must not be held by a thread that does not exist in
-/// a forked child: hold it across fork(). It is taken before the registry lock
-/// (a breach inside it may create the thread's state), so its prepare handler
-/// must run first: registered after the registry's.
+/// Fork child, process-scope lock held: budgets opened by threads that do not
+/// exist in the child end there. Their process-wide budgets leave the list
+/// (their scope_link lived on a stack the child may reuse, and they must not
+/// charge or throw in the child); the calling thread's joins of them close.
+inline void budget_fork_child() noexcept {
+    const std::thread::id self = std::this_thread::get_id();
+    for (budget_shared** p = &g_process_scopes; *p != nullptr;) {
+        budget_shared* b = *p;
+        if (b->owner_thread != self) {
+            // Its owner's reference is never dropped (that scope never ends in
+            // the child): the few bytes stay, so a stale budget_handle or the
+            // budget object on the dead thread's stack still reads valid memory.
+            *p = b->next_process;
+            b->owner = nullptr;
+            b->closed.store(true);
+        } else {
+            p = &b->next_process;
+        }
+    }
+    if (g_process_scopes == nullptr) g_registry.global_slow.fetch_and(~slow_process_scope);
+    if (thread_state* s = tls_head.state) {
+        for (scope_link* l = s->scopes; l != nullptr; l = l->outer)
+            if (l->joined && l->shared != nullptr && l->shared->owner_thread != self) l->shared->closed.store(true);
+    }
+    g_process_scopes_lock.unlock();
+}
+
+/// The budget layer's part in fork handling (thread_state.hpp).
+inline constexpr fork_participant budget_fork_participant{
+    +[]() noexcept { g_process_scopes_lock.lock(); }, +[]() noexcept { g_process_scopes_lock.unlock(); },
+    &budget_fork_child};
+
 inline void ensure_budget_fork_handlers() noexcept {
-#if MEMDIAG_POSIX
-    static std::atomic<bool> registered{false};
-    if (registered.load(std::memory_order_acquire) || registered.exchange(true)) return;
-    ensure_fork_handlers();
-    pthread_atfork([] { g_process_scopes_lock.lock(); }, [] { g_process_scopes_lock.unlock(); },
-                   [] { g_process_scopes_lock.unlock(); });
-#endif
+    join_fork_handling(fork_layer_budget, &budget_fork_participant);
 }
 
 /// Installs the budget handlers into the event path (idempotent).
@@ -525,6 +554,7 @@ inline budget_shared* new_shared(scope_link* owner) noexcept {
     if (mem == nullptr) return nullptr;
     auto* b = new (mem) budget_shared();
     b->owner = owner;
+    b->owner_thread = std::this_thread::get_id();
     b->lim = owner->lim;
     b->policy = owner->policy;
     b->name = owner->name;
@@ -561,6 +591,7 @@ inline void pop_scope(thread_state* s, scope_link& l) noexcept {
         if (*p == &l) {
             *p = l.outer;
             disarm_thread();
+            scope_closed(s);  // the thread may have exited while this scope was open
             return;
         }
     }
@@ -598,8 +629,11 @@ public:
         link_.name = name != nullptr ? name : "budget";
         link_.where = where;
         link_.process_wide = kind == scope_kind::process;
+        (void)detail::verify_global_hook(detail::hook_linked());  // once: a bypassed hook is said, not silent
         detail::install_budget_handlers();
         if (link_.process_wide) {
+            (void)detail::current_thread_state();  // registered: fork tells its scopes from others'
+
             link_.shared = detail::new_shared(&link_);
             if (link_.shared != nullptr) {
                 detail::spin_guard g(detail::g_process_scopes_lock);
@@ -628,9 +662,11 @@ public:
     scoped_budget(const scoped_budget&) = delete;
     scoped_budget& operator=(const scoped_budget&) = delete;
 
-    /// What the scope has counted so far (allocations, bytes, live growth, peak growth).
+    /// What the scope has counted so far (allocations, bytes, live growth, peak
+    /// growth); after it ended, what it had counted when it ended.
     allocation_stats used() const noexcept {
 #if MEMDIAG_ENABLED
+        if (finished_) return final_;
         return detail::scope_figures(link_, state_);
 #else
         return {};
@@ -655,9 +691,10 @@ private:
     friend class budget_handle;
     void end(bool may_throw) {
         if (finished_) return;
-        finished_ = true;
 #if MEMDIAG_ENABLED
         const allocation_stats u = used();
+        final_ = u;
+        finished_ = true;
         if (link_.process_wide) {
             if (link_.shared != nullptr) {
                 detail::spin_guard g(detail::g_process_scopes_lock);
@@ -672,6 +709,7 @@ private:
             }
         } else {
             detail::pop_scope(state_, link_);
+            state_ = nullptr;  // popping the last scope of an exited thread frees its state
         }
         if (link_.shared != nullptr) {
             link_.breaches += link_.shared->joined_breaches.load();
@@ -689,12 +727,14 @@ private:
             detail::on_breach(link_, info, may_throw);
         }
 #else
+        finished_ = true;
         (void)may_throw;
 #endif
     }
 
     detail::scope_link link_;
     [[maybe_unused]] detail::thread_state* state_ = nullptr;  // unused under MEMDIAG_DISABLE
+    allocation_stats final_;  ///< figures when the scope ended
     bool finished_ = false;
     int unwinding_at_start_ = std::uncaught_exceptions();
 };

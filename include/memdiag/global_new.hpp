@@ -51,6 +51,15 @@ inline bool global_hook_installed() noexcept;
 /// True when the C allocation functions are replaced too (MEMDIAG_REPLACE_MALLOC).
 inline bool malloc_hook_installed() noexcept;
 
+/// True when the hook is installed and is the operator new this process
+/// actually calls. False when not installed, and when something replaced
+/// operator new over it (valgrind, heaptrack's preload, another library): the
+/// first call then says so once on stderr. Checked once, with one probe
+/// allocation that is taken back from the figures.
+inline bool global_hook_active() noexcept {
+    return detail::verify_global_hook(global_hook_installed());
+}
+
 }  // namespace memdiag
 
 #if defined(__GNUC__) && defined(__ELF__)
@@ -261,10 +270,18 @@ void* realloc(void* old, std::size_t n) noexcept {
         errno = ENOMEM;
         return nullptr;
     }
+    // The old block's free is recorded before __libc_realloc can free it: once
+    // freed, another thread may get its address and record that allocation,
+    // which a late record of this free would then erase.
     const std::size_t old_size = usable_size(old, 0);
-    void* p = __libc_realloc(old, n);
-    if (p == nullptr) return nullptr;  // the old block is untouched and still counted
     record_deallocation(g_process_slot, old, old_size);
+    void* p = __libc_realloc(old, n);
+    if (p == nullptr) {
+        // The old block is untouched and still ours: count it again (one more
+        // allocation/free pair in the figures; no other thread could see it).
+        record_allocation(g_process_slot, old, old_size);
+        return nullptr;
+    }
     record_allocation(g_process_slot, p, usable_size(p, n), n);
     return p;
 }
@@ -288,7 +305,12 @@ void* valloc(std::size_t n) noexcept {
 }
 void* pvalloc(std::size_t n) noexcept {
     const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-    return memdiag::detail::c_alloc((n + page - 1) & ~(page - 1), page);
+    std::size_t rounded;
+    if (__builtin_add_overflow(n, page - 1, &rounded)) {  // as glibc: no wrap to a tiny block
+        errno = ENOMEM;
+        return nullptr;
+    }
+    return memdiag::detail::c_alloc(rounded & ~(page - 1), page);
 }
 }
 #endif  // MEMDIAG_MALLOC_HOOK

@@ -32,7 +32,8 @@
 // report says so); recorded ones keep being updated. Raise the limits with
 // profile_options when that happens. Restarting with other limits allocates
 // new tables; the old ones are kept (never freed) because a thread may still
-// be reading them.
+// be reading them, and reused by a later restart with the same limits, so the
+// address space grows with the number of distinct shapes, not of restarts.
 //
 // When memory runs out. With a dump destination set (dump_on_bad_alloc,
 // set_dump_path or $MEMDIAG_DUMP_DIR) the profiler keeps an emergency reserve
@@ -56,8 +57,10 @@
 //
 // Limits. Events of threads that have no memdiag thread state (while they are
 // created or after they exit) are not sampled, and frees there are not seen;
-// stop() freezes the tables (frees after it are not seen). Fork while another
-// thread records a sample may leave the table lock held in the child.
+// stop() freezes the tables (frees after it are not seen). The profiler's
+// locks are held across fork. An allocation or free made while its thread
+// holds a memdiag lock (a signal handler interrupting memdiag) is counted by
+// its tracker but not sampled; heap_profile_stats::reentrant_events says how many.
 #pragma once
 
 #include <atomic>
@@ -183,6 +186,10 @@ struct heap_profile_stats {
     std::uint64_t sample_interval = 0; ///< mean bytes between samples of the current tables
     std::uint64_t samples = 0;         ///< allocations recorded since start()
     std::uint64_t dropped_samples = 0; ///< samples lost because a table was full
+    /// Allocations and frees made while their thread held a memdiag lock (a
+    /// signal handler interrupting memdiag): counted by the trackers, but not
+    /// sampled, and a sampled block freed there stays in use in the profile.
+    std::uint64_t reentrant_events = 0;
     std::uint64_t live_samples = 0;    ///< recorded allocations not yet freed
     std::uint64_t stacks = 0;          ///< distinct stacks recorded
     std::size_t max_live_samples = 0;  ///< live-table capacity
@@ -473,11 +480,19 @@ private:
     std::atomic<bool> flag_{false};
 };
 
-/// RAII holder of a table_lock.
+/// RAII holder of a table_lock. Marks the thread as holding a memdiag lock
+/// (guard_lock): an allocation or free by a signal handler that interrupts it
+/// is counted without the tables (tracker.hpp) instead of waiting forever.
 class table_guard {
 public:
-    explicit table_guard(table_lock& l) noexcept : lock_(l) { lock_.lock(); }
-    ~table_guard() { lock_.unlock(); }
+    explicit table_guard(table_lock& l) noexcept : lock_(l) {
+        tls_head.guards += guard_lock;
+        lock_.lock();
+    }
+    ~table_guard() {
+        lock_.unlock();
+        tls_head.guards -= guard_lock;
+    }
     table_guard(const table_guard&) = delete;
     table_guard& operator=(const table_guard&) = delete;
 
@@ -506,6 +521,18 @@ struct profiler_state {
     tables* retired = nullptr;            ///< earlier tables, kept alive (see file comment)
 };
 inline profiler_state g_profiler;
+
+/// The profiler's part in fork handling (thread_state.hpp): its locks are held
+/// across fork, so the child never finds one held by a thread it does not have.
+inline void fork_lock() noexcept {
+    g_profiler.control.lock();
+    g_profiler.lock.lock();
+}
+inline void fork_unlock() noexcept {
+    g_profiler.lock.unlock();
+    g_profiler.control.unlock();
+}
+inline constexpr fork_participant profiler_fork_participant{&fork_lock, &fork_unlock, &fork_unlock};
 
 /// Run numbers live in global_slow above slow_epoch_shift (24 bits on 32-bit unsigned).
 inline constexpr unsigned epoch_mask = ~0u >> slow_epoch_shift;
@@ -724,6 +751,7 @@ inline bool take_snapshot(snapshot_data& out) {
         out.stats.dropped_samples = t->dropped;
         for (std::size_t k = n; k < t->stack_count; ++k)
             out.stats.dropped_samples += static_cast<std::uint64_t>(t->stacks[k].alloc_objects);
+        out.stats.reentrant_events = g_reentrant_events.load(std::memory_order_relaxed);
         out.stats.live_samples = t->live_count;
         out.stats.stacks = t->stack_count;
         out.stats.max_live_samples = t->max_live;
@@ -943,14 +971,16 @@ inline internal_string report_text(snapshot_data& snap, std::size_t top) {
     const heap_profile_stats& st = snap.stats;
     int n = std::snprintf(line, sizeof line,
                           "  profiler: %s, %llu samples recorded, %llu live, %llu stacks, "
-                          "dropped_samples: %llu%s\n",
+                          "dropped_samples: %llu%s%s\n",
                           st.running ? "running" : "stopped", static_cast<unsigned long long>(st.samples),
                           static_cast<unsigned long long>(st.live_samples),
                           static_cast<unsigned long long>(st.stacks),
                           static_cast<unsigned long long>(st.dropped_samples),
                           st.dropped_samples != 0 ? " (tables full: raise max_live_samples / max_stacks; "
                                                     "figures undercount)"
-                                                  : "");
+                                                  : "",
+                          st.reentrant_events != 0 ? "; events inside a memdiag lock (signal handlers) not sampled"
+                                                   : "");
     if (n < 0) n = 0;
     if (static_cast<std::size_t>(n) >= sizeof line) n = static_cast<int>(sizeof line - 1);
     // After the header, before the first "top" list.
@@ -1045,6 +1075,7 @@ private:
         using namespace detail::heapprof;
         const std::uint64_t interval =
             options.sample_interval() != 0 ? options.sample_interval() : sample_interval_from_env();
+        join_fork_handling(fork_layer_profiler, &profiler_fork_participant);
         spin_guard c(g_profiler.control);
         g_registry.global_slow.fetch_and(~(slow_profiler | (epoch_mask << slow_epoch_shift)));
         g_profiler.running.store(false);
@@ -1054,12 +1085,28 @@ private:
             t->clear();
             t->interval = interval;
         } else {
-            void* mem = internal_malloc(sizeof(tables));
-            if (mem == nullptr) return result::failure("cannot start the heap profiler: out of memory");
-            auto* fresh = new (mem) tables();
-            if (!fresh->allocate(options.max_depth(), options.max_live_samples(), options.max_stacks())) {
-                internal_free(mem);
-                return result::failure("cannot start the heap profiler: out of memory for its tables");
+            // Retired tables are never freed (a thread may still hold one), so
+            // one of the same shape is reused: restarts with alternating
+            // options keep one table per shape, not one per restart.
+            tables* fresh = nullptr;
+            for (tables** r = &g_profiler.retired; *r != nullptr; r = &(*r)->retired_next) {
+                if ((*r)->same_shape(options.max_depth(), options.max_live_samples(), options.max_stacks())) {
+                    fresh = *r;
+                    *r = fresh->retired_next;
+                    fresh->retired_next = nullptr;
+                    table_guard g(g_profiler.lock);  // a late free or sample may still touch it
+                    fresh->clear();
+                    break;
+                }
+            }
+            if (fresh == nullptr) {
+                void* mem = internal_malloc(sizeof(tables));
+                if (mem == nullptr) return result::failure("cannot start the heap profiler: out of memory");
+                fresh = new (mem) tables();
+                if (!fresh->allocate(options.max_depth(), options.max_live_samples(), options.max_stacks())) {
+                    internal_free(mem);
+                    return result::failure("cannot start the heap profiler: out of memory for its tables");
+                }
             }
             fresh->interval = interval;
             if (t != nullptr) {
@@ -1169,6 +1216,7 @@ public:
         st.sample_interval = t->interval;
         st.samples = t->samples;
         st.dropped_samples = t->dropped;
+        st.reentrant_events = detail::g_reentrant_events.load(std::memory_order_relaxed);
         st.live_samples = t->live_count;
         st.stacks = t->stack_count;
         st.max_live_samples = t->max_live;

@@ -17,7 +17,9 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <new>
 
 #include "config.hpp"
 #include "detail/internal_section.hpp"
@@ -156,7 +158,7 @@ MEMDIAG_ALWAYS_INLINE bool admit_allocation(tracker_slot& t, std::size_t size, b
     if (MEMDIAG_LIKELY(guards == 0 && (!global_slow_path() ||
                                         profiler_only(g_registry.global_slow.load(std::memory_order_relaxed)))))
         return true;
-    if (in_internal_section(guards) || in_nested_event(guards)) return true;
+    if (in_internal_section(guards) || in_nested_event(guards) || holding_lock(guards)) return true;
     return admit_slow(t, size, may_throw);
 #else
     (void)t, (void)size, (void)may_throw;
@@ -187,11 +189,24 @@ MEMDIAG_ALWAYS_INLINE void shard_freed(shard& sh, tracker_slot& t, std::size_t s
     if (MEMDIAG_UNLIKELY(drift < -MEMDIAG_PEAK_PUBLISH_BYTES)) publish_drift(sh, t);
 }
 
+/// Events seen while their thread held a memdiag lock: a signal handler that
+/// interrupted memdiag allocated or freed. They are counted in their tracker
+/// (atomics) but not charged to budgets nor seen by the heap profiler, which
+/// would take the held lock again. heap_profiler::stats() reports the number.
+inline std::atomic<std::uint64_t> g_reentrant_events{0};
+
+/// An event on a thread holding a memdiag lock (see g_reentrant_events).
+MEMDIAG_COLD inline void count_reentrant(tracker_slot& t, std::size_t size, bool allocation) noexcept {
+    count_shared(t, size, allocation);
+    g_reentrant_events.fetch_add(1, std::memory_order_relaxed);
+}
+
 /// Everything record_allocation does off the fast path.
 MEMDIAG_COLD inline void record_allocation_slow(tracker_slot& t, void* p, std::size_t size,
                                                std::size_t requested) noexcept {
     const std::uint64_t guards = tls_head.guards;
     if (in_internal_section(guards)) return;
+    if (MEMDIAG_UNLIKELY(holding_lock(guards))) return count_reentrant(t, size, true);
     thread_state* s = current_thread_state();
     if (s != nullptr && t.shard_index >= 0) shard_allocated(s->shards[t.shard_index], t, size);
     else count_shared(t, size, true);
@@ -205,6 +220,7 @@ MEMDIAG_COLD inline void record_allocation_slow(tracker_slot& t, void* p, std::s
 MEMDIAG_COLD inline void record_deallocation_slow(tracker_slot& t, void* p, std::size_t size) noexcept {
     const std::uint64_t guards = tls_head.guards;
     if (in_internal_section(guards)) return;
+    if (MEMDIAG_UNLIKELY(holding_lock(guards))) return count_reentrant(t, size, false);
     thread_state* s = current_thread_state();
     if (s != nullptr && t.shard_index >= 0) shard_freed(s->shards[t.shard_index], t, size);
     else count_shared(t, size, false);
@@ -306,6 +322,73 @@ inline allocation_stats read_stats(const tracker_slot& t) noexcept {
         peak = static_cast<std::uint64_t>(st.live_bytes);
     st.peak_live_bytes = peak;
     return st;
+}
+
+/// Whether the global operator new hook is the one this process calls:
+/// 0 not known yet, 1 yes, 2 no (see verify_global_hook).
+inline std::atomic<int> g_hook_verdict{0};
+
+/// Allocates one byte through ::operator new and reports whether the calling
+/// thread's process shard counted it, then takes the count back (owner-only
+/// fields: exact). The event is a nested one, so no budget is charged and the
+/// profiler does not sample it. Returns -1 when the thread cannot tell now.
+inline int probe_global_hook() noexcept {
+    const std::uint64_t guards = tls_head.guards;
+    if (in_internal_section(guards) || in_nested_event(guards) || holding_lock(guards)) return -1;
+    thread_state* s = current_thread_state();
+    if (s == nullptr) return -1;
+    shard& sh = s->shards[0];
+    const auto r = std::memory_order_relaxed;
+    const std::uint64_t a = sh.allocations.load(r), d = sh.deallocations.load(r);
+    const std::uint64_t ba = sh.bytes_allocated.load(r), bf = sh.bytes_freed.load(r);
+    const std::int64_t drift = sh.drift;
+    {
+        nested_event probe;
+        void* volatile p = ::operator new(1, std::nothrow);
+        ::operator delete(p);
+    }
+    const bool counted = sh.allocations.load(r) != a;
+    if (sh.drift == drift) {  // no publish in between: undo exactly
+        sh.allocations.store(a, r);
+        sh.deallocations.store(d, r);
+        sh.bytes_allocated.store(ba, r);
+        sh.bytes_freed.store(bf, r);
+    }
+    return counted ? 1 : 0;
+}
+
+#if defined(__GNUC__) && defined(__ELF__)
+}  // namespace detail
+}  // namespace memdiag
+extern "C" __attribute__((weak)) const int memdiag_global_new_installed;
+namespace memdiag {
+namespace detail {
+/// True when a translation unit of the program replaced operator new.
+inline bool hook_linked() noexcept { return &memdiag_global_new_installed != nullptr; }
+#else
+inline bool hook_linked() noexcept { return false; }  // no weak symbols: nothing to verify
+#endif
+
+/// Checks once that the global hook, where linked in, is the operator new
+/// actually called: under valgrind, heaptrack's preload or another library
+/// replacing operator new it is bypassed and every figure from the global heap
+/// stays 0. Says so once on stderr. Returns false when bypassed or not
+/// installed (`installed`: the caller knows whether the hook is linked in).
+inline bool verify_global_hook(bool installed) noexcept {
+    if (!installed) return false;
+    const int v = g_hook_verdict.load(std::memory_order_acquire);
+    if (v != 0) return v == 1;
+    const int probe = probe_global_hook();
+    if (probe < 0) return true;  // cannot tell on this thread now: assume, ask again later
+    int expected = 0;
+    if (g_hook_verdict.compare_exchange_strong(expected, probe == 1 ? 1 : 2) && probe == 0) {
+        static const char msg[] =
+            "memdiag: warning: the global operator new hook is linked in but not called (valgrind, heaptrack, "
+            "an LD_PRELOAD or another library replaced operator new): process figures, budgets and memory "
+            "assertions see nothing from the global heap\n";
+        std::fwrite(msg, 1, sizeof msg - 1, stderr);
+    }
+    return probe == 1;
 }
 
 }  // namespace detail
@@ -412,7 +495,10 @@ inline tracker_ref::tracker_ref(tracker& t) noexcept : slot_(&t.slot()) {}
 
 /// Everything the global hook has counted in this process (global_new.hpp).
 /// All zero unless some translation unit replaced operator new.
-inline allocation_stats process_stats() noexcept { return tracker_ref::process().stats(); }
+inline allocation_stats process_stats() noexcept {
+    (void)detail::verify_global_hook(detail::hook_linked());  // once: says so when the hook is bypassed
+    return tracker_ref::process().stats();
+}
 
 /// Figures of the "default" tracker (tracking allocators and resources given none).
 inline allocation_stats default_tracker_stats() noexcept { return tracker_ref().stats(); }

@@ -12,6 +12,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <thread>
@@ -21,6 +23,10 @@
 
 #if MEMDIAG_POSIX
 #include <pthread.h>
+#include <unistd.h>
+#endif
+#if defined(__linux__)
+#include <sys/auxv.h>
 #endif
 
 namespace memdiag {
@@ -41,6 +47,29 @@ inline void atomic_max(relaxed_u64& m, std::uint64_t v) noexcept {
     }
 }
 
+struct thread_state;
+
+/// Lifecycle of a thread as the hooks see it.
+enum thread_phase : unsigned char { phase_fresh = 0, phase_initializing, phase_active, phase_exited };
+
+/// Units of thread_head::guards. One word, so the hot path tests one value:
+/// zero means "count on the fast path".
+enum : std::uint64_t {
+    guard_internal = 1,                  ///< bits 0-15: memdiag's own work; events pass unobserved
+    guard_event = std::uint64_t{1} << 16,  ///< bits 16-23: inside an outer event; nested events only count
+    guard_lock = std::uint64_t{1} << 24,   ///< bits 24-31: holding a memdiag lock (see spin_guard)
+    guard_armed = std::uint64_t{1} << 32   ///< bits 32-63: scopes / fault injection need the slow path
+};
+
+/// Trivially constructible per-thread head: initial-exec TLS, no TLS wrapper calls.
+struct thread_head {
+    thread_state* state;
+    std::uint64_t guards;
+    unsigned char phase;
+};
+
+inline thread_local thread_head tls_head MEMDIAG_TLS_FAST = {nullptr, 0, phase_fresh};
+
 /// A tiny lock for the registry: constant-initialized and trivially destructible,
 /// so it works before main and after static destructors have run.
 class spinlock {
@@ -56,11 +85,19 @@ private:
     std::atomic<bool> flag_{false};
 };
 
-/// RAII holder for a spinlock.
+/// RAII holder for a spinlock. Marks the thread as holding a memdiag lock
+/// (guard_lock), so that an allocation by a signal handler interrupting it is
+/// counted without taking a lock again instead of spinning forever.
 class spin_guard {
 public:
-    explicit spin_guard(spinlock& l) noexcept : lock_(l) { lock_.lock(); }
-    ~spin_guard() { lock_.unlock(); }
+    explicit spin_guard(spinlock& l) noexcept : lock_(l) {
+        tls_head.guards += guard_lock;
+        lock_.lock();
+    }
+    ~spin_guard() {
+        lock_.unlock();
+        tls_head.guards -= guard_lock;
+    }
     spin_guard(const spin_guard&) = delete;
     spin_guard& operator=(const spin_guard&) = delete;
 
@@ -106,7 +143,11 @@ struct thread_state {
     std::uint64_t bytes_allocated = 0;
     std::uint64_t bytes_freed = 0;
 
-    scope_link* scopes = nullptr;  ///< innermost budget scope of this thread
+    /// Innermost budget scope of this thread. The state owns the chain: it is
+    /// not retired while a scope is linked (see thread_exiting), so a scope that
+    /// outlives the thread's reaper still unlinks from live memory.
+    scope_link* scopes = nullptr;
+    bool exit_pending = false;  ///< the reaper ran while scopes were open: retire at the last pop
     void* injection = nullptr;     ///< active fault injection (budget.hpp)
     std::int64_t sample_countdown = 0;  ///< bytes until the next heap-profile sample
     std::uint32_t sample_epoch = 0;     ///< profiler generation this countdown belongs to
@@ -116,30 +157,13 @@ struct thread_state {
     thread_state* next = nullptr;
 };
 
-/// Lifecycle of a thread as the hooks see it.
-enum thread_phase : unsigned char { phase_fresh = 0, phase_initializing, phase_active, phase_exited };
-
-/// Units of thread_head::guards. One word, so the hot path tests one value:
-/// zero means "count on the fast path".
-enum : std::uint64_t {
-    guard_internal = 1,                  ///< bits 0-15: memdiag's own work; events pass unobserved
-    guard_event = std::uint64_t{1} << 16,  ///< bits 16-31: inside an outer event; nested events only count
-    guard_armed = std::uint64_t{1} << 32   ///< bits 32-63: scopes / fault injection need the slow path
-};
-
-/// Trivially constructible per-thread head: initial-exec TLS, no TLS wrapper calls.
-struct thread_head {
-    thread_state* state;
-    std::uint64_t guards;
-    unsigned char phase;
-};
-
-inline thread_local thread_head tls_head MEMDIAG_TLS_FAST = {nullptr, 0, phase_fresh};
-
 /// True inside an internal_section.
 MEMDIAG_ALWAYS_INLINE bool in_internal_section(std::uint64_t guards) noexcept { return (guards & 0xffffu) != 0; }
 /// True inside an outer event (nested_event).
-MEMDIAG_ALWAYS_INLINE bool in_nested_event(std::uint64_t guards) noexcept { return (guards & 0xffff0000u) != 0; }
+MEMDIAG_ALWAYS_INLINE bool in_nested_event(std::uint64_t guards) noexcept { return (guards & 0x00ff0000u) != 0; }
+/// True while the thread holds a memdiag lock: an event now comes from a
+/// signal handler that interrupted memdiag, and must not take a lock again.
+MEMDIAG_ALWAYS_INLINE bool holding_lock(std::uint64_t guards) noexcept { return (guards & 0xff000000u) != 0; }
 /// Makes this thread's events take the slow path (a scope or injection begins).
 inline void arm_thread() noexcept { tls_head.guards += guard_armed; }
 /// Undoes one arm_thread().
@@ -201,49 +225,209 @@ inline tracker_slot* shard_owner(registry& reg, int index) noexcept {
     return reg.shard_owner[index];
 }
 
-/// Called once per thread when it exits: fold its counts into the trackers,
-/// unlink and free its state. Later events of the thread count through atomics.
+/// Folds a thread's counts into the trackers and unlinks its state from the
+/// registry. Registry lock held.
+inline void unlink_thread_locked(thread_state* s) noexcept {
+    for (int i = 0; i < MEMDIAG_MAX_TRACKERS; ++i) {
+        if (tracker_slot* owner = shard_owner(g_registry, i)) fold_shard(s->shards[i], *owner);
+    }
+    if (s->prev) s->prev->next = s->next;
+    else g_registry.threads = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->prev = s->next = nullptr;
+}
+
+/// Retires the calling thread's state: fold its counts into the trackers,
+/// unlink and free it. Later events of the thread count through atomics.
 inline void retire_thread(thread_state* s) noexcept {
     if (s == nullptr) return;
     tls_head.phase = phase_exited;
     tls_head.state = nullptr;
     {
         spin_guard g(g_registry.lock);
-        for (int i = 0; i < MEMDIAG_MAX_TRACKERS; ++i) {
-            if (tracker_slot* owner = shard_owner(g_registry, i)) fold_shard(s->shards[i], *owner);
-        }
-        if (s->prev) s->prev->next = s->next;
-        else g_registry.threads = s->next;
-        if (s->next) s->next->prev = s->prev;
+        unlink_thread_locked(s);
     }
     s->~thread_state();
     internal_free_aligned(s);
 }
 
+/// The one place that handles thread exit (the reaper calls it). A thread
+/// whose budget scopes are still open (a static leak_check, a thread_local
+/// budget_join destroyed after the reaper) keeps its state, counting as
+/// before, until the last of them ends (pop_scope in budget.hpp retires it).
+inline void thread_exiting() noexcept {
+    thread_state* s = tls_head.state;
+    if (s == nullptr) return;
+    if (s->scopes != nullptr) {
+        s->exit_pending = true;
+        return;
+    }
+    retire_thread(s);
+}
+
+/// A scope was unlinked from the calling thread's state s: retire the state
+/// if the thread exited while scopes were open and this was the last one.
+inline void scope_closed(thread_state* s) noexcept {
+    if (s->scopes == nullptr && s->exit_pending && s == tls_head.state) retire_thread(s);
+}
+
+/// A layer's part in fork handling (budget.hpp, heap_profile.hpp). Called by
+/// the one pthread_atfork registration below, in lock order.
+struct fork_participant {
+    void (*prepare)() noexcept;  ///< takes the layer's locks
+    void (*parent)() noexcept;   ///< releases them
+    void (*child)() noexcept;    ///< repairs the layer for the child's only thread, releases the locks
+};
+
+/// Layers with locks, in the order their locks are taken (a breach inside the
+/// process-scope lock may write a snapshot: profiler locks; anything may
+/// create a thread state: the registry lock, always last).
+enum fork_layer : int { fork_layer_budget = 0, fork_layer_profiler = 1, fork_layer_count = 2 };
+
+/// What fork handling knows: each layer's participant, and the ones whose
+/// prepare ran for the fork in progress (their parent/child handlers must run).
+struct fork_state {
+    std::atomic<const fork_participant*> layers[fork_layer_count] = {};
+    const fork_participant* taken[fork_layer_count] = {};
+};
+inline fork_state g_fork;
+
+/// In a forked child, the threads other than the caller do not exist: fold
+/// their counts and free their states (their scope chains point into stacks
+/// that the child may reuse). Registry lock held.
+inline void drop_other_threads_locked() noexcept {
+    thread_state* self = tls_head.state;
+    for (thread_state* s = g_registry.threads; s != nullptr;) {
+        thread_state* next = s->next;
+        if (s != self) {
+            unlink_thread_locked(s);
+            s->~thread_state();
+            internal_free_aligned(s);
+        }
+        s = next;
+    }
+}
+
 #if MEMDIAG_POSIX
-/// The registry lock must not be held by a thread that does not exist in a
-/// forked child: hold it across fork().
-inline void register_fork_handlers() noexcept {
-    pthread_atfork([] { g_registry.lock.lock(); }, [] { g_registry.lock.unlock(); },
-                   [] { g_registry.lock.unlock(); });
+/// The one place that handles fork: every memdiag lock is held across fork()
+/// (no thread that is gone in the child can hold one there), and the child
+/// forgets the other threads and everything they owned.
+inline void fork_prepare() noexcept {
+    for (int i = 0; i < fork_layer_count; ++i) {
+        const fork_participant* p = g_fork.layers[i].load(std::memory_order_acquire);
+        g_fork.taken[i] = p;
+        if (p != nullptr) p->prepare();
+    }
+    g_registry.lock.lock();
+}
+inline void fork_parent() noexcept {
+    g_registry.lock.unlock();
+    for (int i = fork_layer_count - 1; i >= 0; --i)
+        if (g_fork.taken[i] != nullptr) g_fork.taken[i]->parent();
+}
+inline void fork_child() noexcept {
+    drop_other_threads_locked();
+    g_registry.lock.unlock();
+    for (int i = fork_layer_count - 1; i >= 0; --i)
+        if (g_fork.taken[i] != nullptr) g_fork.taken[i]->child();
 }
 #endif
 
-/// Registers the fork handlers once. Higher layers with locks taken before the
-/// registry's call this before registering their own, so that their prepare
-/// handler runs first (pthread_atfork runs prepare handlers in reverse order).
+/// Registers the fork handlers once (at the first thread state or layer).
 inline void ensure_fork_handlers() noexcept {
 #if MEMDIAG_POSIX
     static std::atomic<bool> registered{false};
-    if (!registered.load(std::memory_order_acquire) && !registered.exchange(true)) register_fork_handlers();
+    if (!registered.load(std::memory_order_acquire) && !registered.exchange(true))
+        pthread_atfork(&fork_prepare, &fork_parent, &fork_child);
 #endif
 }
 
-/// Retires the thread's state at thread exit. A thread_local object's destructor
-/// runs in every threading model C++ supports; events after it use atomics.
+/// Makes a layer's participant part of fork handling.
+inline void join_fork_handling(fork_layer layer, const fork_participant* p) noexcept {
+    ensure_fork_handlers();
+    g_fork.layers[layer].store(p, std::memory_order_release);
+}
+
+/// Hands the thread's state to thread_exiting at thread exit. A thread_local
+/// object's destructor runs in every threading model C++ supports; where
+/// POSIX keys exist they are used instead (see register_reaper).
 struct thread_reaper {
-    ~thread_reaper() { retire_thread(tls_head.state); }
+    ~thread_reaper() { thread_exiting(); }
 };
+
+#if MEMDIAG_POSIX
+/// The key whose destructor retires a thread's state, or -1 if none could be
+/// created. Key destructors run after every thread_local destructor of the
+/// thread (so its last events still count in its state), and setting a key
+/// below PTHREAD_KEYS_MAX's first block allocates nothing, where registering a
+/// thread_local destructor allocates a list node (that memdiag would count as
+/// the program's, and then its free at exit).
+inline long reaper_key() noexcept {
+    static const long key = [] {
+        pthread_key_t k;
+        if (pthread_key_create(&k, [](void*) { thread_exiting(); }) != 0) return -1L;
+        return static_cast<long>(k);
+    }();
+    return key;
+}
+#endif
+
+/// Arranges for the calling thread's state s to be retired when the thread exits.
+inline void register_reaper(thread_state* s) noexcept {
+#if MEMDIAG_POSIX
+    const long key = reaper_key();
+    if (key >= 0) {
+        // Internal: beyond the first block of keys glibc allocates for the value.
+        tls_head.guards += guard_internal;
+        const int rc = pthread_setspecific(static_cast<pthread_key_t>(key), s);
+        tls_head.guards -= guard_internal;
+        if (rc == 0) return;
+    }
+#endif
+    (void)s;
+    static thread_local thread_reaper reaper;
+    (void)&reaper;  // odr-use: constructs it, registering its destructor
+}
+
+#if MEMDIAG_POSIX
+/// memdiag's state is made of inline variables, one copy per executable or
+/// shared object unless their symbols are shared (-rdynamic). A plugin loaded
+/// with dlopen whose copy is separate counts into it alone: the executable's
+/// hook, trackers and budgets never see its events, nor it theirs. The first
+/// copy in a process writes "<pid>:<address of its registry>" to the
+/// environment; a later copy that finds another address says so, once, on
+/// stderr. The variable is set only from a process's first thread states.
+inline void check_single_copy() noexcept {
+    static std::atomic<bool> checked{false};
+    if (checked.exchange(true)) return;
+    // The process image: its pid, and on Linux the kernel's per-exec random
+    // bytes (a program that re-executes itself keeps its pid).
+    unsigned long long image = 0;
+#if defined(__linux__)
+    if (const auto* r = reinterpret_cast<const unsigned char*>(::getauxval(AT_RANDOM)))
+        std::memcpy(&image, r, sizeof image);
+#endif
+    char mine[96];
+    std::snprintf(mine, sizeof mine, "%ld.%llx:%p", static_cast<long>(::getpid()), image,
+                  static_cast<void*>(&g_registry));
+    const char* seen = std::getenv("MEMDIAG_STATE_COPY");
+    const std::size_t pid_len = static_cast<std::size_t>(std::strchr(mine, ':') - mine) + 1;
+    if (seen != nullptr && std::strncmp(seen, mine, pid_len) == 0) {
+        if (std::strcmp(seen, mine) != 0) {
+            static const char msg[] =
+                "memdiag: warning: a second copy of memdiag's state in this process (a shared library loaded "
+                "with dlopen, linked against an executable that does not export memdiag's symbols): its "
+                "allocations, trackers and budgets are separate from the executable's. Link the executable "
+                "with -rdynamic (CMake: ENABLE_EXPORTS) to share one state.\n";
+            std::fwrite(msg, 1, sizeof msg - 1, stderr);
+        }
+        return;
+    }
+    tls_head.guards += guard_internal;  // setenv copies the string with malloc
+    ::setenv("MEMDIAG_STATE_COPY", mine, 1);
+    tls_head.guards -= guard_internal;
+}
+#endif
 
 /// Creates the calling thread's state. Returns nullptr while that is impossible
 /// (during creation itself, after thread exit, out of memory): the caller then
@@ -259,17 +443,28 @@ MEMDIAG_COLD inline thread_state* create_thread_state() noexcept {
     }
     auto* s = new (mem) thread_state();
     ensure_fork_handlers();
+#if MEMDIAG_POSIX
+    check_single_copy();
+#endif
     {
         spin_guard g(g_registry.lock);
         s->next = g_registry.threads;
         if (s->next) s->next->prev = s;
         g_registry.threads = s;
     }
-    static thread_local thread_reaper reaper;
-    (void)&reaper;  // odr-use: constructs it, registering its destructor
+    register_reaper(s);
     head.state = s;
     head.phase = phase_active;
     return s;
+}
+
+/// Number of thread states in the registry (threads that allocated or opened
+/// a scope and have not been retired). For tests and diagnostics.
+inline std::size_t registered_threads() noexcept {
+    spin_guard g(g_registry.lock);
+    std::size_t n = 0;
+    for (thread_state* s = g_registry.threads; s != nullptr; s = s->next) ++n;
+    return n;
 }
 
 /// The calling thread's state, or nullptr when events must use atomics.

@@ -494,6 +494,15 @@ check_result check_memory(check_kind k, std::uint64_t limit, const char* express
     if (k == check_kind::no_alloc || k == check_kind::no_leak) limit = 0;
     const std::uint64_t got = detail::figure(k, r.used);
     r.ok = got <= limit;
+    if (global_hook_installed() && !global_hook_active()) {
+        // Bypassed (valgrind, a preload): the figure says nothing, never pass vacuously.
+        r.ok = false;
+        r.summary = "global operator new hook bypassed";
+        r.message = std::string(expression != nullptr ? expression : "?") +
+                    ": memdiag's global operator new hook is linked in but not called (valgrind, heaptrack, an "
+                    "LD_PRELOAD or another library replaced operator new), so this check cannot see allocations";
+        return r;
+    }
     char line[160];
     std::snprintf(line, sizeof line, "%s: %llu (limit %llu)", to_string(k), static_cast<unsigned long long>(got),
                   static_cast<unsigned long long>(limit));

@@ -60,8 +60,23 @@ namespace detail {
 enum class walk_end : unsigned char {
     full,      ///< out was filled
     outermost, ///< the chain ended cleanly (a null frame pointer or return address)
-    broken     ///< a record failed the checks: not aligned, not above the last one, outside the stack
+    broken,    ///< a record failed the checks: not aligned, not above the last one, outside the stack
+    implausible  ///< a return address that cannot be code: the chain left frame-pointer code
 };
+
+/// Highest user-space code address the walk accepts (57-bit x86_64 with
+/// 5-level paging, 52-bit aarch64), above it kernel or non-canonical values.
+inline constexpr std::uintptr_t max_user_code_address =
+    sizeof(std::uintptr_t) == 8 ? static_cast<std::uintptr_t>(std::uint64_t{1} << 57) : ~std::uintptr_t{0};
+
+/// True when ra may be a return address: not in the first page (0x17 and the
+/// like), not on the thread's stack [low, high), not in the kernel half. A
+/// chain through code built without frame pointers often yields such values;
+/// a walk that meets one stops there instead of returning it.
+MEMDIAG_ALWAYS_INLINE bool plausible_return_address(std::uintptr_t ra, std::uintptr_t low,
+                                                    std::uintptr_t high) noexcept {
+    return ra >= 4096 && !(low <= ra && ra < high) && ra < max_user_code_address;
+}
 
 /// Result of walk_frame_chain.
 struct walk_result {
@@ -93,6 +108,10 @@ MEMDIAG_NO_SANITIZE_ADDRESS inline walk_result walk_frame_chain(std::uintptr_t f
             r.end = walk_end::outermost;
             return r;
         }
+        if (!plausible_return_address(ra, low, high)) {
+            r.end = walk_end::implausible;
+            return r;
+        }
         if (r.walked++ >= skip) out[r.count++] = ra;
         if (next == 0) {
             r.end = r.count < max_frames ? walk_end::outermost : walk_end::full;
@@ -110,11 +129,12 @@ MEMDIAG_NO_SANITIZE_ADDRESS inline walk_result walk_frame_chain(std::uintptr_t f
 }
 
 /// Whether a walk looks like code without frame pointers, so that the unwinder
-/// should redo it: the chain ended (cleanly or not) within two records. Such
-/// code leaves data in the frame-pointer register, often 0; real stacks, even
-/// a thread's first function called from its start routine, are deeper.
+/// should redo it: it met an impossible return address (it left frame-pointer
+/// code), or the chain ended (cleanly or not) within two records. Such code
+/// leaves data in the frame-pointer register, often 0; real stacks, even a
+/// thread's first function called from its start routine, are deeper.
 inline bool walk_needs_unwinder(const walk_result& r) noexcept {
-    return r.end != walk_end::full && r.walked <= 2;
+    return r.end == walk_end::implausible || (r.end != walk_end::full && r.walked <= 2);
 }
 
 }  // namespace detail

@@ -64,10 +64,30 @@ inline const char* describe_errno(int err, char* buffer, std::size_t size) noexc
     return m;
 }
 
-/// A failed result "<what> '<path>': <strerror(err)>".
+/// Copies path into out (size bytes), keeping its start and end with "..."
+/// in between when it is longer than `room` bytes: a message then keeps
+/// the text that follows the path (the errno text) whole.
+inline const char* fit_path(const char* path, std::size_t room, char* out, std::size_t size) noexcept {
+    const std::size_t len = std::strlen(path);
+    if (room > size - 1) room = size - 1;
+    if (len <= room || room < 16) {
+        std::snprintf(out, size, "%.*s", static_cast<int>(room), path);
+        return out;
+    }
+    const std::size_t head = (room - 3) / 3, tail = room - 3 - head;  // the file name is at the end
+    std::snprintf(out, size, "%.*s...%s", static_cast<int>(head), path, path + (len - tail));
+    return out;
+}
+
+/// A failed result "<what> '<path>': <strerror(err)>"; a long path is
+/// shortened in the middle so that the errno text is never cut off.
 inline result errno_failure(const char* what, const char* path, int err) noexcept {
     char buf[128];
-    return result::failuref("%s '%s': %s", what, path, describe_errno(err, buf, sizeof buf));
+    const char* why = describe_errno(err, buf, sizeof buf);
+    const std::size_t fixed = std::strlen(what) + std::strlen(why) + 5;  // " '" "': " terminator
+    const std::size_t room = result::message_capacity > fixed + 16 ? result::message_capacity - 1 - fixed : 16;
+    char shown[result::message_capacity];
+    return result::failuref("%s '%s': %s", what, fit_path(path, room, shown, sizeof shown), why);
 }
 
 /// Writes all n bytes to fd, retrying on EINTR and short writes; 0 or an errno value.
@@ -117,19 +137,21 @@ inline result write_file_atomically(const char* path, const void* data, std::siz
     int fd = -1;
     int err = 0;
     for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
-        std::snprintf(tmp, sizeof tmp, "%.*s.%s.%ld.%u.tmp", static_cast<int>(dir_len), path, base,
-                      static_cast<long>(::getpid()), next_temp_serial());
+        // ".<name>.<pid>.<n>.tmp" must itself be a valid name (NAME_MAX, 255 on
+        // Linux and macOS): a long name is cut, the suffix keeps it unique.
+        char suffix[48];
+        const int suffix_len = std::snprintf(suffix, sizeof suffix, ".%ld.%u.tmp", static_cast<long>(::getpid()),
+                                             next_temp_serial());
+        const std::size_t base_room = 255 - 1 - static_cast<std::size_t>(suffix_len > 0 ? suffix_len : 0);
+        std::snprintf(tmp, sizeof tmp, "%.*s.%.*s%s", static_cast<int>(dir_len), path, static_cast<int>(base_room),
+                      base, suffix);
         do {
             fd = ::open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         } while (fd < 0 && errno == EINTR);
         err = fd < 0 ? errno : 0;
         if (fd < 0 && err != EEXIST) break;
     }
-    if (fd < 0) {
-        char buf[128];
-        return result::failuref("cannot create a temporary file for '%s' in its directory: %s", path,
-                                describe_errno(err, buf, sizeof buf));
-    }
+    if (fd < 0) return errno_failure("cannot create a temporary file in the directory of", path, err);
 
     const char* step = "cannot write";
     err = write_all(fd, data, size);
