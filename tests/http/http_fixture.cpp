@@ -5,7 +5,7 @@
 //
 // Records every allocation (interval 1) and keeps live, in 64 KiB blocks:
 //   alloc_a 1 MiB, alloc_b 2 MiB, alloc_c 4 MiB, and tagged_site<int&>()
-//   256 KiB (a name with '<', '>' and '&').
+//   256 KiB (a name with '<', '>' and '&'); churn allocates 1 MiB and frees it.
 // --stacks N adds N distinct stacks of one 64-byte block each (for the
 // requests/s measure). Then serves on 127.0.0.1 with a free port and prints
 // "port N" on stdout. Commands on stdin, one per line:
@@ -59,6 +59,12 @@ FIXTURE_SITE void alloc_delta() {
     marker = 4;
     for (std::size_t i = 0; i < (512u << 10) / block; ++i) kept[kept_count++] = new char[block];
 }
+FIXTURE_SITE void churn() {  // 1 MiB allocated and freed: only in the allocated views
+    marker = 8;
+    char* scratch[16];
+    for (char*& p : scratch) p = new char[block];
+    for (char* p : scratch) delete[] p;
+}
 template <class T>
 FIXTURE_SITE void tagged_site() {
     marker = 5;
@@ -105,6 +111,7 @@ int main(int argc, char** argv) {
     alloc_b();
     alloc_c();
     tagged_site<int&>();
+    churn();
     // 14 levels of left/right calls: up to 16384 distinct stacks.
     char** many = stacks ? static_cast<char**>(std::malloc(stacks * sizeof(char*))) : nullptr;
     for (unsigned i = 0; i < stacks; ++i) many_left(i, 14, &many[i]);
