@@ -5,8 +5,13 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <thread>
+#include <vector>
 
 #include <cerrno>
 #include <cstdlib>
@@ -21,6 +26,8 @@ namespace {
 int raw_get(unsigned short port, const char* path, char* body = nullptr, std::size_t body_cap = 0) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return 0;
+    timeval limit{10, 0};  // a server that stopped answering fails the test instead of hanging it
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
@@ -133,6 +140,49 @@ TEST_CASE("serve_pprof_from_env: MEMDIAG_HTTP, MEMDIAG_HTTP_TOKEN, MEMDIAG_HTTP_
         env_var remote{"MEMDIAG_HTTP_ALLOW_REMOTE", "1"};
         CHECK(memdiag::serve_pprof_from_env().running());
     }
+}
+
+TEST_CASE("out of descriptors: the server pauses accepting instead of spinning, then recovers") {
+    memdiag::pprof_server s = memdiag::serve_pprof(memdiag::http_options{}.address("127.0.0.1:0"));
+    REQUIRE(s);
+    rlimit old{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
+    // Leave exactly room for the client sockets below: the server's accept() then fails (EMFILE).
+    const int probe = ::dup(0);
+    REQUIRE(probe >= 0);
+    ::close(probe);
+    rlimit low = old;
+    low.rlim_cur = static_cast<rlim_t>(probe + 4);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+    std::vector<int> clients;
+    for (int i = 0; i < 8; ++i) {
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) break;
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(s.port());
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+            ::close(fd);
+            break;
+        }
+        clients.push_back(fd);
+    }
+    rusage before{}, after{};
+    ::getrusage(RUSAGE_SELF, &before);
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    ::getrusage(RUSAGE_SELF, &after);
+    auto us = [](const rusage& r) {
+        return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1000000L + r.ru_utime.tv_usec + r.ru_stime.tv_usec;
+    };
+    const long spent = us(after) - us(before);
+    for (int fd : clients) ::close(fd);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &old) == 0);
+    CHECK(!clients.empty());
+    INFO("CPU time while accept() failed: " << spent << " us in 600 ms");
+    CHECK(spent < 200000);  // a spinning loop would burn about all 600 ms
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    CHECK(raw_get(s.port(), "/debug/memdiag/stats") == 200);
 }
 
 TEST_CASE("pprof_server moves; the moved-from one is not running") {

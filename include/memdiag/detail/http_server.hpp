@@ -125,6 +125,7 @@ struct connection {
     std::size_t in_len = 0;
     internal_vector<unsigned char> out;
     std::size_t out_at = 0;
+    int poll_at = -1;              ///< this connection's entry in the pollfd array, -1: none
     bool allocs = false;           ///< waiting: the delta is for /debug/pprof/allocs
     profile_copy* base = nullptr;  ///< waiting: the snapshot at the window's start
     char in[request_cap];
@@ -143,6 +144,7 @@ struct server {
     connection* conns = nullptr;
     pollfd* fds = nullptr;
     server_figures figures;
+    std::int64_t accept_paused_until = 0;  ///< accept failed for want of resources: retry then
     std::atomic<std::uint64_t> served{0};  ///< requests answered, readable from any thread
 
     void close_conn(connection& c) noexcept {
@@ -429,7 +431,10 @@ struct server {
             const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd < 0) {
                 if (errno == EINTR) continue;
-                return;  // EAGAIN, or out of descriptors: retried on the next poll
+                // Out of descriptors or memory: the listener stays readable, so
+                // stop polling it for a moment instead of spinning.
+                if (errno != EAGAIN && errno != EWOULDBLOCK) accept_paused_until = now_ms() + 100;
+                return;
             }
             connection* slot = nullptr;
             for (unsigned i = 0; i < cfg.max_connections; ++i)
@@ -460,33 +465,51 @@ struct server {
     /// The thread's loop; returns when stop_pipe is written.
     void run() {
         const unsigned n = cfg.max_connections;
+        int reported_errno = 0;
         for (;;) {
+            // Only the live descriptors: poll() refuses more entries than the
+            // descriptor limit (EINVAL), so idle slots are left out.
             fds[0] = pollfd{stop_pipe[0], POLLIN, 0};
-            fds[1] = pollfd{listen_fd, POLLIN, 0};
-            std::int64_t next = now_ms() + 60000;
+            const bool paused = accept_paused_until > now_ms();
+            nfds_t count = 1;
+            if (!paused) fds[count++] = pollfd{listen_fd, POLLIN, 0};
+            std::int64_t next = paused ? accept_paused_until : now_ms() + 60000;
             for (unsigned i = 0; i < n; ++i) {
                 connection& c = conns[i];
-                short ev = 0;
-                if (c.state == phase::reading || c.state == phase::waiting || c.state == phase::draining) ev = POLLIN;
-                else if (c.state == phase::writing) ev = POLLOUT;
-                fds[2 + i] = pollfd{c.state == phase::idle ? -1 : c.fd, ev, 0};
-                if (c.state != phase::idle && c.deadline < next) next = c.deadline;
+                c.poll_at = -1;
+                if (c.state == phase::idle) continue;
+                const short ev = c.state == phase::writing ? POLLOUT : POLLIN;
+                c.poll_at = static_cast<int>(count);
+                fds[count++] = pollfd{c.fd, ev, 0};
+                if (c.deadline < next) next = c.deadline;
             }
             std::int64_t wait = next - now_ms();
             if (wait < 0) wait = 0;
-            const int r = ::poll(fds, n + 2, static_cast<int>(wait));
-            if (r < 0 && errno != EINTR) return;
+            const int r = ::poll(fds, count, static_cast<int>(wait));
+            if (r < 0 && errno != EINTR) {
+                // Never give up silently: say so once per cause, retry shortly.
+                if (errno != reported_errno) {
+                    char buf[128];
+                    std::fprintf(stderr, "memdiag: pprof server on %s: poll failed (%s); retrying\n", cfg.shown,
+                                 describe_errno(errno, buf, sizeof buf));
+                    reported_errno = errno;
+                }
+                ::poll(nullptr, 0, 100);
+                char b;
+                if (::read(stop_pipe[0], &b, 1) == 1) return;  // stop() still works (the pipe does not block)
+                continue;
+            }
             if (r > 0 && (fds[0].revents & POLLIN)) return;
             for (unsigned i = 0; r > 0 && i < n; ++i) {
                 connection& c = conns[i];
-                const short re = fds[2 + i].revents;
-                if (c.state == phase::idle || re == 0) continue;
-                try_event(c, re);
+                if (c.state == phase::idle || c.poll_at < 0) continue;
+                const short re = fds[c.poll_at].revents;
+                if (re != 0) try_event(c, re);
             }
             const std::int64_t t = now_ms();
             for (unsigned i = 0; i < n; ++i)
                 if (conns[i].state != phase::idle && conns[i].deadline <= t) try_deadline(conns[i]);
-            if (r > 0 && (fds[1].revents & POLLIN)) accept_all();
+            if (r > 0 && !paused && (fds[1].revents & POLLIN)) accept_all();
         }
     }
 
@@ -548,6 +571,7 @@ struct server {
                                                      : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
         if (::pipe(stop_pipe) != 0) return failure("cannot create the stop pipe for", errno);
         ::fcntl(stop_pipe[0], F_SETFD, FD_CLOEXEC);
+        ::fcntl(stop_pipe[0], F_SETFL, O_NONBLOCK);
         ::fcntl(stop_pipe[1], F_SETFD, FD_CLOEXEC);
         // The server takes no signals: they stay with the program's threads.
         sigset_t all, old;
