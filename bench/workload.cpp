@@ -28,6 +28,10 @@
 #include <memdiag/heap_profile.hpp>
 #define MEMDIAG_WORKLOAD_HAS_PROFILER 1
 #endif
+#if __has_include(<memdiag/http.hpp>)
+#include <memdiag/http.hpp>  // serves only when MEMDIAG_HTTP is set (bench/http_scrape.sh)
+#define MEMDIAG_WORKLOAD_HAS_HTTP 1
+#endif
 #endif
 
 namespace {
@@ -84,6 +88,17 @@ int main(int argc, char** argv) {
 #if defined(MEMDIAG_WORKLOAD_HAS_PROFILER) && defined(MEMDIAG_WORKLOAD_INTERVAL)
     memdiag::heap_profiler::start(memdiag::profile_options{}.sample_interval(MEMDIAG_WORKLOAD_INTERVAL));
 #endif
+#if defined(MEMDIAG_WORKLOAD_HAS_HTTP)
+    memdiag::pprof_server server = memdiag::serve_pprof_from_env();
+    if (std::getenv("MEMDIAG_HTTP") != nullptr) {
+        if (!server) {
+            std::fprintf(stderr, "serve_pprof: %s\n", server.status().message());
+            return 1;
+        }
+        std::printf("port %u\n", static_cast<unsigned>(server.port()));
+        std::fflush(stdout);
+    }
+#endif
     const auto start = std::chrono::steady_clock::now();
     std::vector<std::thread> pool;
     std::vector<std::uint64_t> sums(static_cast<std::size_t>(threads));
@@ -97,6 +112,9 @@ int main(int argc, char** argv) {
     std::uint64_t total = 0;
     for (auto s : sums) total += s;
     std::printf("checksum %llu, %.3f s\n", static_cast<unsigned long long>(total), secs);
+#if defined(MEMDIAG_WORKLOAD_HAS_HTTP)
+    if (server) std::printf("requests served: %llu\n", static_cast<unsigned long long>(server.requests_served()));
+#endif
 #if defined(MEMDIAG_WORKLOAD_HOOK)
     const auto st = memdiag::process_stats();
     std::printf("memdiag: %llu allocations, %llu bytes, peak %llu bytes\n",

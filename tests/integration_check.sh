@@ -66,12 +66,13 @@ has() {
     [ $missing -eq 0 ] && pass "$name: $*"
 }
 # snapshot NAME DIR BASE [FUNCTION] : DIR/BASE.pb.gz opens in go tool pprof -raw
-# (naming FUNCTION when given) and DIR/BASE.txt exists.
+# (naming FUNCTION when given), DIR/BASE.txt and the flame graph DIR/BASE.html exist.
 snapshot() {
     local name=$1 dir=$2 base=$3 fn=${4:-}
     local pb="$dir/$base.pb.gz" txt="$dir/$base.txt"
     [ -s "$pb" ] || { fail "$name: no snapshot $pb"; ls -la "$dir" >&2 2>/dev/null; return; }
     [ -s "$txt" ] || fail "$name: no text report $txt"
+    [ -s "$dir/$base.html" ] && grep -q "memdiag-data" "$dir/$base.html" || fail "$name: no flame graph $dir/$base.html"
     grep -qF "$pb" "$work/$name.out" || fail "$name: output does not say where the snapshot went"
     if ! go tool pprof -raw "$pb" >"$work/$name.raw" 2>"$work/$name.raw.err"; then
         fail "$name: go tool pprof -raw cannot open $pb: $(head -3 "$work/$name.raw.err")"; return

@@ -22,6 +22,11 @@
 // formats (%zu) MinGW's checker rejects: Windows waits for that fix.
 #if __has_include(<memdiag/heap_profile.hpp>) && !MEMDIAG_OS_WINDOWS
 #include <memdiag/heap_profile.hpp>
+// The pprof endpoint, periodic dumps and flame graphs (issue 16).
+#include <memdiag/heap_flamegraph.hpp>
+#include <memdiag/http.hpp>
+#include <memdiag/periodic_dump.hpp>
+#include <memdiag/snapshot/flamegraph.hpp>
 #endif
 // Google Benchmark links natively only: compiled here, never in the program.
 #if __has_include(<memdiag/benchmark.hpp>) && __has_include(<benchmark/benchmark.h>) && \

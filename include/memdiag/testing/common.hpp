@@ -62,6 +62,7 @@
 // integration (no snapshots, no top sites), e.g. to keep test binaries lean.
 #if __has_include("../heap_profile.hpp") && !defined(MEMDIAG_TESTING_NO_HEAP_PROFILE)
 #include "../heap_profile.hpp"
+#include "../heap_flamegraph.hpp"
 /// 1 when the heap profiler (heap_profile.hpp) is part of this memdiag.
 #define MEMDIAG_TESTING_HEAP_PROFILE 1
 #else
@@ -798,6 +799,7 @@ private:
 struct snapshot_files {
     std::string profile;  ///< the pprof file (.pb.gz); empty when not written
     std::string report;   ///< the text report (.txt); empty when not written
+    std::string flamegraph;  ///< the flame graph page (.html); empty when not written
     std::string error;    ///< why something was not written; empty when all went well
 };
 
@@ -930,13 +932,16 @@ public:
         if (!files.report.empty())
             std::fprintf(stderr, "memdiag: text report of failing test '%s': %s\n", current_.c_str(),
                          files.report.c_str());
+        if (!files.flamegraph.empty())
+            std::fprintf(stderr, "memdiag: flame graph of failing test '%s': %s\n", current_.c_str(),
+                         files.flamegraph.c_str());
         if (!files.error.empty())
             std::fprintf(stderr, "memdiag: snapshot of failing test '%s': %s\n", current_.c_str(), files.error.c_str());
         std::fflush(stderr);
         return files.error.empty();
     }
 
-    /// Writes <dir>/<sanitized name>.pb.gz and .txt (the directory is created).
+    /// Writes <dir>/<sanitized name>.pb.gz, .html (flame graph) and .txt (the directory is created).
     static snapshot_files write_snapshot(const std::string& dir, const std::string& test_name) {
         snapshot_files files;
 #if defined(__cpp_lib_filesystem) || __has_include(<filesystem>)
@@ -954,6 +959,11 @@ public:
         const result r = write_heap_profile((base + ".pb.gz").c_str());
         if (r) files.profile = base + ".pb.gz";
         else files.error = std::string("heap profile not written: ") + r.message();
+        if (r) {  // the same heap as a page to open in a browser
+            const result f = write_heap_flamegraph((base + ".html").c_str());
+            if (f) files.flamegraph = base + ".html";
+            else files.error = std::string("flame graph not written: ") + f.message();
+        }
         text += "\n" + detail::to_std_string(heap_report(config().top_sites > 0 ? config().top_sites : 10));
 #else
         files.error = "heap profile not written: no heap profiler in this memdiag";

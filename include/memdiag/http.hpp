@@ -1,0 +1,311 @@
+// memdiag/http.hpp - an opt-in pprof endpoint, for continuous profilers
+// (Grafana Alloy's pyroscope.scrape, Parca) and `go tool pprof URL`.
+//
+//     memdiag::heap_profiler::start();
+//     memdiag::pprof_server srv = memdiag::serve_pprof(memdiag::http_options{}.address("127.0.0.1:6060"));
+//     if (!srv) std::fprintf(stderr, "%s\n", srv.status().message());
+//     ...                                  // go tool pprof http://127.0.0.1:6060/debug/pprof/heap
+//     srv.stop();                          // or let it go out of scope
+//
+// or, without code changes beyond one call: `memdiag::serve_pprof_from_env()`
+// with MEMDIAG_HTTP=127.0.0.1:6060 (and optionally MEMDIAG_HTTP_TOKEN).
+//
+// Paths (GET only; anything else is 404, other methods 405):
+//   /debug/pprof/heap             the heap profile, gzipped pprof, as Go serves it
+//   /debug/pprof/allocs           the same with alloc_space as default sample type
+//   /debug/pprof/heap?seconds=N   a delta profile: what was allocated in the next N
+//   /debug/pprof/allocs?seconds=N   seconds (and the change of what is in use), as
+//                                 Go's handler does; 1 <= N <= max_delta_seconds
+//   /debug/memdiag/env            the environment report (env.hpp) as JSON
+//   /debug/memdiag/stats          process and default tracker figures, the heap
+//                                 profiler's own figures and the server's, as JSON
+//   /debug/memdiag/flame          the heap as a flame graph page (snapshot/flamegraph.hpp)
+// Profiles need a running heap profiler (heap_profiler::start); without one
+// they answer 503 saying so.
+//
+// Security. Listens on 127.0.0.1 unless told otherwise; any address that is
+// not loopback needs allow_remote() (MEMDIAG_HTTP_ALLOW_REMOTE=1). With a token
+// (token() or MEMDIAG_HTTP_TOKEN) every request needs `Authorization: Bearer
+// <token>`, compared in constant time, else 401. No path touches the file
+// system. The request line and headers may take 8 KiB at most (414/431), must
+// arrive within the read timeout (408), and the answer must be taken within
+// the write timeout, so a slow or hostile client cannot hold the thread; at
+// most max_connections clients are served at once, more get 503. Plain HTTP:
+// put TLS in front (a proxy) when the token crosses a network.
+//
+// Cost. One thread, asleep in poll() between requests. A profile request takes
+// a snapshot (the profiler's table lock is held only to copy it), symbolizes
+// and gzips it on the server thread. The server's own allocations are made
+// inside an internal_section: they never appear in the profile or the counts.
+//
+// POSIX only; elsewhere, and with MEMDIAG_DISABLE, serve_pprof returns a
+// server that is not running with a status saying why.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "config.hpp"
+#include "detail/http_server.hpp"
+#include "result.hpp"
+
+namespace memdiag {
+
+/// Settings of serve_pprof, built fluently:
+/// `http_options{}.address("127.0.0.1:0").token("s3cret")`.
+class http_options {
+public:
+    /// Where to listen: "host:port" with an IPv4 address, "localhost" or
+    /// "[IPv6]"; port 0 picks a free port (pprof_server::port() tells which).
+    /// Default "127.0.0.1:6060". Copied (up to 79 bytes).
+    http_options& address(const char* host_port) noexcept {
+        std::snprintf(address_, sizeof address_, "%s", host_port != nullptr ? host_port : "");
+        return *this;
+    }
+    /// Allows an address other than loopback (127.0.0.0/8, ::1). Without it such
+    /// an address is refused: profiles show code paths and sizes.
+    http_options& allow_remote(bool yes = true) noexcept {
+        remote_ = yes;
+        return *this;
+    }
+    /// Requires `Authorization: Bearer <token>` on every request (copied, up
+    /// to 255 bytes). nullptr or "": MEMDIAG_HTTP_TOKEN if set, else none.
+    http_options& token(const char* secret) noexcept {
+        std::snprintf(token_, sizeof token_, "%s", secret != nullptr ? secret : "");
+        token_too_long_ = secret != nullptr && std::strlen(secret) >= sizeof token_;
+        return *this;
+    }
+    /// Clients served at once (1..1024, default 16); more are answered 503.
+    http_options& max_connections(unsigned n) noexcept {
+        max_conn_ = n < 1 ? 1 : n > 1024 ? 1024 : n;
+        return *this;
+    }
+    /// Time a client has to send its request line and headers (ms, default 5000).
+    http_options& read_timeout_ms(int ms) noexcept {
+        read_ms_ = ms < 1 ? 1 : ms;
+        return *this;
+    }
+    /// Time a client has to take the whole answer (ms, default 10000).
+    http_options& write_timeout_ms(int ms) noexcept {
+        write_ms_ = ms < 1 ? 1 : ms;
+        return *this;
+    }
+    /// Longest delta window accepted in `?seconds=N` (default 60).
+    http_options& max_delta_seconds(unsigned s) noexcept {
+        max_delta_ = s < 1 ? 1 : s > 86400 ? 86400 : s;
+        return *this;
+    }
+
+    const char* address() const noexcept { return address_; }           ///< "host:port"
+    bool allow_remote() const noexcept { return remote_; }              ///< non-loopback allowed
+    const char* token() const noexcept { return token_; }               ///< "" when none was given
+    unsigned max_connections() const noexcept { return max_conn_; }     ///< concurrent clients
+    int read_timeout_ms() const noexcept { return read_ms_; }           ///< request deadline
+    int write_timeout_ms() const noexcept { return write_ms_; }         ///< answer deadline
+    unsigned max_delta_seconds() const noexcept { return max_delta_; }  ///< longest delta window
+    bool token_too_long() const noexcept { return token_too_long_; }    ///< token() was cut: refused
+
+private:
+    char address_[80] = "127.0.0.1:6060";
+    char token_[256] = {};
+    bool remote_ = false;
+    bool token_too_long_ = false;
+    unsigned max_conn_ = 16;
+    int read_ms_ = 5000;
+    int write_ms_ = 10000;
+    unsigned max_delta_ = 60;
+};
+
+namespace detail {
+namespace http {
+
+#if MEMDIAG_POSIX && MEMDIAG_ENABLED
+/// Fills cfg from options; a failure says what is wrong with them.
+inline result make_config(const http_options& o, config& cfg) noexcept {
+    const char* a = o.address();
+    std::snprintf(cfg.shown, sizeof cfg.shown, "%s", a);
+    const char* colon = std::strrchr(a, ':');
+    if (colon == nullptr || colon == a)
+        return result::failuref("cannot serve pprof on '%s': expected host:port, e.g. 127.0.0.1:6060", a);
+    char host[64];
+    std::size_t hn = static_cast<std::size_t>(colon - a);
+    if (a[0] == '[' && hn >= 2 && a[hn - 1] == ']') ++a, hn -= 2;  // [IPv6]
+    if (hn >= sizeof host) return result::failuref("cannot serve pprof on '%s': host too long", cfg.shown);
+    std::memcpy(host, a, hn);
+    host[hn] = '\0';
+    char* end = nullptr;
+    const unsigned long port = std::strtoul(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || port > 65535)
+        return result::failuref("cannot serve pprof on '%s': the port must be a number from 0 to 65535", cfg.shown);
+    bool loopback = false;
+    std::memset(&cfg.address, 0, sizeof cfg.address);
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&cfg.address);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&cfg.address);
+    if (std::strcmp(host, "localhost") == 0) std::snprintf(host, sizeof host, "127.0.0.1");
+    if (::inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(static_cast<unsigned short>(port));
+        cfg.address_len = sizeof(sockaddr_in);
+        loopback = (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
+    } else if (::inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(static_cast<unsigned short>(port));
+        cfg.address_len = sizeof(sockaddr_in6);
+        static const unsigned char one[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+        loopback = std::memcmp(&v6->sin6_addr, one, 16) == 0;
+    } else {
+        return result::failuref("cannot serve pprof on '%s': '%s' is not an IP address (names other than "
+                                "localhost are not resolved)",
+                                cfg.shown, host);
+    }
+    if (!loopback && !o.allow_remote())
+        return result::failuref("refusing to serve pprof on '%s': not a loopback address; profiles reveal code "
+                                "and data sizes, so other addresses need http_options::allow_remote() "
+                                "(MEMDIAG_HTTP_ALLOW_REMOTE=1), ideally with a token",
+                                cfg.shown);
+    if (o.token_too_long()) return result::failure("cannot serve pprof: the token is longer than 255 bytes");
+    const char* token = o.token();
+    if (token[0] == '\0') {
+        const char* env_token = std::getenv("MEMDIAG_HTTP_TOKEN");
+        if (env_token != nullptr) token = env_token;
+    }
+    cfg.token_len = std::strlen(token);
+    if (cfg.token_len >= sizeof cfg.token)
+        return result::failure("cannot serve pprof: MEMDIAG_HTTP_TOKEN is longer than 255 bytes");
+    std::memcpy(cfg.token, token, cfg.token_len + 1);
+    cfg.max_connections = o.max_connections();
+    cfg.read_timeout_ms = o.read_timeout_ms();
+    cfg.write_timeout_ms = o.write_timeout_ms();
+    cfg.max_delta_seconds = o.max_delta_seconds();
+    return result::success();
+}
+#endif  // MEMDIAG_POSIX && MEMDIAG_ENABLED
+
+}  // namespace http
+}  // namespace detail
+
+/// A running pprof endpoint (or the reason there is none). Move-only; the
+/// destructor stops it. Exception safety: every operation is noexcept.
+class pprof_server {
+public:
+    /// Not serving; status() says so.
+    pprof_server() noexcept : status_(result::failure("not started")) {}
+    pprof_server(pprof_server&& o) noexcept : impl_(o.impl_), status_(o.status_) {
+        o.impl_ = nullptr;
+        o.status_ = result::failure("moved from");
+    }
+    pprof_server& operator=(pprof_server&& o) noexcept {
+        if (this != &o) {
+            stop();
+            impl_ = o.impl_;
+            status_ = o.status_;
+            o.impl_ = nullptr;
+            o.status_ = result::failure("moved from");
+        }
+        return *this;
+    }
+    pprof_server(const pprof_server&) = delete;
+    pprof_server& operator=(const pprof_server&) = delete;
+    ~pprof_server() { stop(); }
+
+    /// True while the server thread runs.
+    bool running() const noexcept { return impl_ != nullptr; }
+    /// Same as running().
+    explicit operator bool() const noexcept { return running(); }
+    /// Success while running; otherwise why it is not (bad address, port in
+    /// use, stopped, not supported here...).
+    const result& status() const noexcept { return status_; }
+    /// The port listened on (the chosen one when the address gave port 0); 0 when not running.
+    unsigned short port() const noexcept {
+#if MEMDIAG_POSIX && MEMDIAG_ENABLED
+        return impl_ != nullptr ? impl_->port : 0;
+#else
+        return 0;
+#endif
+    }
+    /// Requests answered so far (any status).
+    std::uint64_t requests_served() const noexcept {
+#if MEMDIAG_POSIX && MEMDIAG_ENABLED
+        return impl_ != nullptr ? impl_->served.load(std::memory_order_relaxed) : 0;
+#else
+        return 0;
+#endif
+    }
+    /// Stops serving: wakes the thread, joins it, closes every socket. Clients
+    /// in the middle of a request are cut off. Idempotent.
+    void stop() noexcept {
+#if MEMDIAG_POSIX && MEMDIAG_ENABLED
+        if (impl_ == nullptr) return;
+        impl_->shutdown_and_join();
+        impl_->~server();
+        detail::internal_free(impl_);
+        impl_ = nullptr;
+        status_ = result::failure("stopped");
+#endif
+    }
+
+private:
+    friend pprof_server serve_pprof(const http_options&) noexcept;
+    friend pprof_server serve_pprof_from_env() noexcept;
+#if MEMDIAG_POSIX && MEMDIAG_ENABLED
+    detail::http::server* impl_ = nullptr;
+#else
+    void* impl_ = nullptr;
+#endif
+    result status_;
+};
+
+/// Starts the endpoint on one background thread. Never throws: a bad address,
+/// a port in use or a refused non-loopback address give a server that is not
+/// running, whose status() says why.
+inline pprof_server serve_pprof(const http_options& options = http_options{}) noexcept {
+    pprof_server s;
+#if MEMDIAG_POSIX && MEMDIAG_ENABLED
+    detail::http::config cfg;
+    s.status_ = detail::http::make_config(options, cfg);
+    if (!s.status_) return s;
+    void* mem = detail::internal_malloc(sizeof(detail::http::server));
+    if (mem == nullptr) {
+        s.status_ = result::failure("cannot serve pprof: out of memory");
+        return s;
+    }
+    auto* srv = new (mem) detail::http::server();
+    srv->cfg = cfg;
+    s.status_ = srv->start();
+    if (!s.status_) {
+        srv->shutdown_and_join();
+        srv->~server();
+        detail::internal_free(mem);
+        return s;
+    }
+    s.impl_ = srv;
+#elif !MEMDIAG_ENABLED
+    (void)options;
+    s.status_ = result::failure("the pprof endpoint is disabled (MEMDIAG_DISABLE)");
+#else
+    (void)options;
+    s.status_ = result::failure("the pprof endpoint needs POSIX sockets; not available on this platform");
+#endif
+    return s;
+}
+
+/// serve_pprof at $MEMDIAG_HTTP ("127.0.0.1:6060"); MEMDIAG_HTTP_TOKEN sets the
+/// token, MEMDIAG_HTTP_ALLOW_REMOTE=1 allows a non-loopback address. When
+/// MEMDIAG_HTTP is unset or empty, returns a server that is not running whose
+/// status says so (not an error to report).
+inline pprof_server serve_pprof_from_env() noexcept {
+    const char* where = std::getenv("MEMDIAG_HTTP");
+    if (where == nullptr || where[0] == '\0') {
+        pprof_server s;
+        s.status_ = result::failure("not serving: MEMDIAG_HTTP is unset");
+        return s;
+    }
+    const char* remote = std::getenv("MEMDIAG_HTTP_ALLOW_REMOTE");
+    return serve_pprof(http_options{}.address(where).allow_remote(remote != nullptr && std::strcmp(remote, "1") == 0));
+}
+
+}  // namespace memdiag
