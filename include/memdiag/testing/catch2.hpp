@@ -36,7 +36,11 @@
 #pragma once
 
 #if __has_include(<catch2/catch_test_macros.hpp>)
+#include <catch2/catch_section_info.hpp>
+#include <catch2/catch_test_case_info.hpp>  // the listener reads TestCaseInfo (only declared elsewhere)
 #include <catch2/catch_test_macros.hpp>
+#include <catch2/interfaces/catch_interfaces_reporter.hpp>
+#include <catch2/internal/catch_assertion_handler.hpp>
 #include <catch2/reporters/catch_reporter_event_listener.hpp>
 #include <catch2/reporters/catch_reporter_registrars.hpp>
 /// 3 with Catch2 v3, 2 with Catch2 v2.
