@@ -104,8 +104,61 @@ TEST_CASE("a container stays valid after a throw-policy breach", "[budget]") {
 TEST_CASE("report policy: reports once and lets the program continue", "[budget]") {
     scoped_budget guard{limits{}.max_allocations(2), breach_policy::report};
     allocate_n(5);
-    CHECK(guard.breaches() == 3);
+    CHECK(guard.breaches() == 1);  // allocations 3, 4 and 5 are one crossing
     CHECK(guard.used().allocations == 5);
+}
+
+namespace {
+struct crossing_log {
+    int calls = 0;
+    std::uint64_t last_attempted = 0;
+    std::size_t last_depth = 0;
+};
+void log_crossing(const memdiag::breach_info& b, void* ctx) {
+    auto* log = static_cast<crossing_log*>(ctx);
+    ++log->calls;
+    log->last_attempted = b.attempted;
+    log->last_depth = b.stack_depth;
+}
+}  // namespace
+
+TEST_CASE("breaches() and the callback count crossings, not over-limit allocations", "[budget][crossing]") {
+    crossing_log log;
+    {
+        // Issue 13: 2,000 allocations over a 1-allocation budget were 2,000
+        // breaches, each building a symbolizer (milliseconds apiece).
+        scoped_budget guard{limits{}.max_allocations(1).on_breach(&log_crossing, &log), breach_policy::callback};
+        allocate_n(2000);
+        CHECK(guard.breaches() == 1);
+        CHECK(log.calls == 1);
+        CHECK(log.last_attempted == 2);  // the allocation that crossed
+#if MEMDIAG_HAS_FRAME_WALK || MEMDIAG_HAS_UNWINDER
+        CHECK(log.last_depth > 0);
+#endif
+    }
+    {
+        // max_peak_bytes: a free that brings live bytes back under the limit
+        // ends the crossing; the next big block crosses again.
+        log = crossing_log{};
+        scoped_budget guard{limits{}.max_peak_bytes(1000).on_breach(&log_crossing, &log), breach_policy::callback};
+        for (int i = 0; i < 3; ++i) {
+            char* a = new_chars(800);
+            char* b = new_chars(800);  // crosses: 1600 live
+            char* c = new_chars(800);  // still over: the same crossing
+            delete[] c;
+            delete[] b;  // back to 800: the crossing ends
+            delete[] a;
+        }
+        CHECK(guard.breaches() == 3);
+        CHECK(log.calls == 3);
+    }
+    {
+        // throw_exception: a refused allocation leaves the figure under the
+        // limit, so each refusal is a crossing of its own.
+        scoped_budget guard{limits{}.max_allocations(0)};
+        for (int i = 0; i < 3; ++i) CHECK_THROWS_AS(allocate_n(1), memdiag::budget_exceeded);
+        CHECK(guard.breaches() == 3);
+    }
 }
 
 namespace {
@@ -484,7 +537,7 @@ TEST_CASE("a budget with dump_on_breach writes a heap snapshot", "[budget][snaps
     {
         scoped_budget guard{limits{}.max_allocations(1).dump_on_breach(), breach_policy::report};
         allocate_n(3);
-        CHECK(guard.breaches() == 2);
+        CHECK(guard.breaches() == 1);  // one crossing
     }
     struct stat st {};
     CHECK(stat(path, &st) == 0);  // written once, on the first (reported) breach
