@@ -69,6 +69,16 @@ constexpr const char* to_string(limit_kind k) noexcept {
 struct source_place {
     const char* file = nullptr;
     int line = 0;
+    /// As a default argument, the place of the call: budgets opened without
+    /// MEMDIAG_HERE still say where they were opened. {nullptr, 0} on compilers
+    /// without __builtin_FILE.
+#if defined(__GNUC__) || defined(__clang__) || (defined(_MSC_VER) && _MSC_VER >= 1926)
+    static constexpr source_place caller(const char* f = __builtin_FILE(), int l = __builtin_LINE()) noexcept {
+        return source_place{f, l};
+    }
+#else
+    static constexpr source_place caller() noexcept { return source_place{}; }
+#endif
 };
 
 /// The place of the expression it is written in.
@@ -83,6 +93,7 @@ struct breach_info {
     const char* budget_name = "budget";
     source_place where;                 ///< where the budget was opened
     bool process_wide = false;
+    bool joined_thread = false;         ///< crossed by a thread joined to the budget (budget_join)
     bool at_scope_end = false;          ///< found when the scope ended (live_bytes)
     std::uint64_t live_allocations = 0;  ///< at scope end: allocations still held
     /// Return addresses of the allocation that crossed the limit, its caller
@@ -189,6 +200,9 @@ inline std::size_t format_breach(const breach_info& b, char* buf, std::size_t si
     if (size == 0) return 0;
     const unsigned long long over = b.attempted > b.limit ? b.attempted - b.limit : 0;
     const char* name = b.budget_name != nullptr ? b.budget_name : "budget";
+    const char* scope = b.process_wide    ? "process"
+                        : b.joined_thread ? "a thread joined to the budget's thread (budget_join)"
+                                          : "this thread";
     int n;
     if (b.at_scope_end && b.limit == 0) {
         n = std::snprintf(buf, size,
@@ -197,7 +211,7 @@ inline std::size_t format_breach(const breach_info& b, char* buf, std::size_t si
                           "  scope:     %s, opened at %s:%d\n",
                           name, static_cast<unsigned long long>(b.attempted),
                           static_cast<unsigned long long>(b.live_allocations),
-                          b.process_wide ? "process" : "this thread", b.where.file ? b.where.file : "?",
+                          scope, b.where.file ? b.where.file : "?",
                           b.where.line);
     } else if (b.at_scope_end) {
         n = std::snprintf(buf, size,
@@ -208,7 +222,7 @@ inline std::size_t format_breach(const breach_info& b, char* buf, std::size_t si
                           name, to_string(b.which), static_cast<unsigned long long>(b.limit),
                           static_cast<unsigned long long>(b.attempted),
                           static_cast<unsigned long long>(b.live_allocations), over,
-                          b.process_wide ? "process" : "this thread", b.where.file ? b.where.file : "?",
+                          scope, b.where.file ? b.where.file : "?",
                           b.where.line);
     } else {
         const char* unit = b.which == limit_kind::allocations ? "allocations" : "bytes";
@@ -221,7 +235,7 @@ inline std::size_t format_breach(const breach_info& b, char* buf, std::size_t si
                           name, to_string(b.which), static_cast<unsigned long long>(b.limit), unit,
                           static_cast<unsigned long long>(b.attempted), unit, over,
                           static_cast<unsigned long long>(b.allocation_size),
-                          b.process_wide ? "process" : "this thread", b.where.file ? b.where.file : "?",
+                          scope, b.where.file ? b.where.file : "?",
                           b.where.line);
     }
     if (n < 0) {
@@ -401,6 +415,7 @@ inline bool note_crossing(scope_link& l, breach_info& info) noexcept {
     info.budget_name = l.name;
     info.where = l.where;
     info.process_wide = l.process_wide;
+    info.joined_thread = l.joined;
     return true;
 }
 
@@ -409,8 +424,7 @@ inline bool note_crossing(scope_link& l, breach_info& info) noexcept {
 /// reports and calls the callback: it calls out, so it runs with no memdiag
 /// lock held (process scopes are noted under their lock and acted on after).
 MEMDIAG_COLD inline bool act_on_breach(breach_policy policy, const limits& lim, breach_info& info, bool may_throw) {
-    const bool refused_quietly = policy == breach_policy::throw_exception && !may_throw;
-    if (!info.at_scope_end && !refused_quietly) {
+    if (!info.at_scope_end) {
         internal_section quiet;
         capture_breach_stack(info);
     }
@@ -424,7 +438,22 @@ MEMDIAG_COLD inline bool act_on_breach(breach_policy policy, const limits& lim, 
         dump(reason);
     };
     if (policy == breach_policy::throw_exception) {
-        if (!may_throw) return false;
+        if (!may_throw || !MEMDIAG_HAS_EXCEPTIONS) {
+            // A C function, a nothrow form or a build without exceptions: the
+            // caller only sees null. Say which allocation was refused, or the
+            // next allocation that can throw gets the blame.
+            internal_section quiet;
+            char buf[2048];
+            std::size_t n = format_breach(info, buf, sizeof buf);
+            const char note[] = "  refused:   the allocation returned null (it cannot throw)\n";
+            if (n + sizeof note < sizeof buf) {
+                std::memcpy(buf + n, note, sizeof note);
+                n += sizeof note - 1;
+            }
+            std::fwrite(buf, 1, n, stderr);
+            dump_if_asked();
+            return false;
+        }
         {
             internal_section quiet;
             dump_if_asked();
@@ -731,7 +760,7 @@ public:
     /// allocations (or the process's, with scope_kind::process).
     explicit scoped_budget(const limits& lim, breach_policy policy = breach_policy::throw_exception,
                            scope_kind kind = scope_kind::this_thread, const char* name = "budget",
-                           source_place where = {}) noexcept {
+                           source_place where = source_place::caller()) noexcept {
 #if MEMDIAG_ENABLED
         link_.lim = lim;
         link_.policy = policy;
@@ -756,7 +785,7 @@ public:
     }
 
     /// Opens a this-thread budget named `name`, opened at `where` (MEMDIAG_HERE).
-    scoped_budget(const limits& lim, const char* name, source_place where = {},
+    scoped_budget(const limits& lim, const char* name, source_place where = source_place::caller(),
                   breach_policy policy = breach_policy::throw_exception) noexcept
         : scoped_budget(lim, policy, scope_kind::this_thread, name, where) {}
 
@@ -897,12 +926,21 @@ inline budget_handle scoped_budget::handle() {
 
 /// Joins the calling thread to a budget for as long as it lives: its
 /// allocations count against that budget (and breach it, by its policy).
+/// On a thread that already counts into that budget (its own thread, or a
+/// join already held) it does nothing: allocations count once.
 class budget_join {
 public:
     /// Joins h's budget; a default or ended handle joins nothing.
     explicit budget_join(const budget_handle& h) noexcept : handle_(h) {
 #if MEMDIAG_ENABLED
         if (!handle_.active()) return;
+        // Already counted here (the budget's own thread, or joined twice, e.g.
+        // a task pool running the task inline): joining again would count
+        // every allocation twice.
+        if (detail::thread_state* s = detail::current_thread_state()) {
+            for (const detail::scope_link* l = s->scopes; l != nullptr; l = l->outer)
+                if (l->shared == handle_.shared_) return;
+        }
         const detail::budget_shared& shared = *handle_.shared_;
         link_.joined = true;
         link_.shared = handle_.shared_;
@@ -959,7 +997,7 @@ class leak_check {
 public:
     /// Starts watching this thread's allocations.
     explicit leak_check(breach_policy policy = breach_policy::report, const char* name = "leak_check",
-                        source_place where = {}) noexcept
+                        source_place where = source_place::caller()) noexcept
         : scope_(limits{}.max_live_bytes(0), policy, scope_kind::this_thread, name, where) {}
     /// Bytes and allocations leaked so far (what is still held).
     allocation_stats used() const noexcept { return scope_.used(); }
