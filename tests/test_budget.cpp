@@ -130,6 +130,24 @@ TEST_CASE("an over-budget C malloc refused by the throw policy is reported", "[b
 }
 #endif
 
+TEST_CASE("a budget_exceeded caught inside a leak_check does not hide a leak", "[budget][leak]") {
+    // Issue 13: with MEMDIAG_REPLACE_MALLOC the exception object was allocated
+    // uncharged but its free was charged: live -1456, and a 1000-byte leak
+    // after it went unreported.
+    memdiag::leak_check check{breach_policy::callback};
+    try {
+        scoped_budget guard{limits{}.max_allocations(0)};
+        allocate_n(1);
+    } catch (const memdiag::budget_exceeded&) {
+    }
+    CHECK(check.used().live_bytes == 0);
+    char* leak = new_chars(1000);
+    CHECK(check.used().live_bytes >= 1000);
+    CHECK(check.leaking());
+    delete[] leak;
+    CHECK_FALSE(check.leaking());
+}
+
 TEST_CASE("budget_exceeded is a std::bad_alloc", "[budget]") {
     scoped_budget guard{limits{}.max_bytes(100)};
     CHECK_THROWS_AS(std::string(1000, 'x'), std::bad_alloc);

@@ -25,6 +25,7 @@
 #include "detail/internal_section.hpp"
 #include "detail/symbols.hpp"
 #include "detail/throw.hpp"
+#include "global_new.hpp"  // malloc_hook_installed() (declarations only without MEMDIAG_REPLACE_GLOBAL_NEW)
 #include "stack.hpp"
 #include "stats.hpp"
 #include "tracker.hpp"
@@ -246,6 +247,37 @@ inline std::size_t format_breach(const breach_info& b, char* buf, std::size_t si
     return used + detail::format_breach_stack(b, buf + used, size - used);
 }
 
+namespace detail {
+/// Set by the budget layer just before it throws budget_exceeded: the object
+/// being built is memdiag's own, allocated without charging budgets.
+inline thread_local bool t_throwing_budget_exceeded = false;
+/// Set when such an object is destroyed: its memory is freed right after (by
+/// the C++ runtime, through free when memdiag replaces it); budget_freed does
+/// not charge that free to budgets.
+inline thread_local bool t_uncharged_free_pending = false;
+
+/// Whether this budget_exceeded is the one memdiag threw; copies are not.
+class thrown_by_memdiag {
+public:
+    thrown_by_memdiag() noexcept : on_(t_throwing_budget_exceeded) { t_throwing_budget_exceeded = false; }
+    thrown_by_memdiag(const thrown_by_memdiag&) noexcept {}
+    thrown_by_memdiag& operator=(const thrown_by_memdiag&) noexcept { return *this; }
+    ~thrown_by_memdiag() {
+        // Only when the free will reach the budget layer: memdiag replaces the
+        // C functions and the thread has scopes open (otherwise the free takes
+        // the fast path and charges nothing anyway).
+        if (!on_ || !malloc_hook_installed()) return;
+        const thread_state* s = tls_head.state;
+        if ((s != nullptr && s->scopes != nullptr) ||
+            (g_registry.global_slow.load(std::memory_order_relaxed) & slow_process_scope) != 0)
+            t_uncharged_free_pending = true;
+    }
+
+private:
+    bool on_ = false;
+};
+}  // namespace detail
+
 /// Thrown by an allocation that would cross a budget with breach_policy::throw_exception.
 /// A std::bad_alloc, so code that handles running out of memory handles it too.
 /// Exception safety: construction, copies and every accessor are noexcept
@@ -269,6 +301,7 @@ private:
     breach_info info_;
     char name_[64] = {};
     char message_[2048] = {};
+    detail::thrown_by_memdiag origin_;  // last member: destroyed first
 };
 
 /// A breach callback: receives the breach and the context given with it.
@@ -460,10 +493,13 @@ MEMDIAG_COLD inline bool act_on_breach(breach_policy policy, const limits& lim, 
         }
 #if MEMDIAG_HAS_EXCEPTIONS
         // The exception object comes from malloc and is freed by whoever catches
-        // it, where memdiag counts the free: count its allocation too (trackers
-        // stay balanced), but as a nested event, so budgets are not charged
-        // (which would breach again) and fault injection does not fail it.
+        // it. Its allocation is counted as a nested event: trackers count it,
+        // budgets are not charged (which would breach again, or use up the
+        // budget of code that catches and goes on) and fault injection does not
+        // fail it. Its free is then not charged to budgets either (see
+        // ~budget_exceeded), or an enclosing leak_check would go negative.
         nested_event counted_not_charged;
+        t_throwing_budget_exceeded = true;
         throw budget_exceeded(info);
 #else
         return false;
@@ -638,6 +674,19 @@ inline void end_peak_crossing(std::atomic<unsigned>& over, std::int64_t growth, 
 }
 
 inline void budget_count(thread_state* s, std::size_t size, bool allocation) noexcept {
+    if (!allocation && t_uncharged_free_pending) {
+        // The free of a budget_exceeded memdiag threw, whose allocation no
+        // budget was charged for: thread scopes leave it out of their figures,
+        // shared and process scopes do not count it.
+        t_uncharged_free_pending = false;
+        if (s != nullptr) {
+            for (scope_link* l = s->scopes; l != nullptr; l = l->outer) {
+                ++l->start_deallocations;
+                l->start_freed += size;
+            }
+        }
+        return;
+    }
     if (s != nullptr) {
         for (scope_link* l = s->scopes; l != nullptr; l = l->outer) {
             if (l->shared != nullptr) {
