@@ -113,7 +113,7 @@ namespace detail {
 struct breach_symbolizer {
     std::atomic<bool> busy{false};
     bool built = false;
-    alignas(symbolizer) unsigned char storage[sizeof(symbolizer)];
+    alignas(symbolizer) unsigned char storage[sizeof(symbolizer)] = {};  // = {}: constant-initialized
 };
 inline breach_symbolizer g_breach_symbolizer;
 
