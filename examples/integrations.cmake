@@ -3,16 +3,7 @@
 # include(${CMAKE_CURRENT_SOURCE_DIR}/integrations.cmake)
 include(${PROJECT_SOURCE_DIR}/cmake/warnings.cmake)
 
-find_package(Catch2 3 QUIET CONFIG)
-if(Catch2_FOUND)
-  set(_memdiag_ex_catch Catch2::Catch2WithMain)
-else()
-  find_package(Catch2 2 QUIET CONFIG)
-  set(_memdiag_ex_catch Catch2::Catch2)
-endif()
-find_package(GTest QUIET)
-find_package(doctest QUIET CONFIG)
-find_package(benchmark QUIET CONFIG)
+# Frameworks: found by cmake/frameworks.cmake (top-level CMakeLists.txt).
 
 function(memdiag_integration_example name)
   add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/${name}.cpp)
@@ -21,7 +12,7 @@ function(memdiag_integration_example name)
 endfunction()
 
 if(Catch2_FOUND)
-  memdiag_integration_example(catch2_budget ${_memdiag_ex_catch})
+  memdiag_integration_example(catch2_budget ${MEMDIAG_CATCH_MAIN_LIBS})
 endif()
 if(GTest_FOUND)
   memdiag_integration_example(gtest_budget GTest::gtest_main)

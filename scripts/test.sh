@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup-deps.sh cmake ninja-build catch2 meson pkg-config golang-go python3 gzip \
-  libbenchmark-dev util-linux
+  libbenchmark-dev util-linux libgtest-dev doctest-dev
 jobs=${MEMDIAG_JOBS:-$(nproc)}
 
 echo "== CMake build and CTest"

@@ -124,8 +124,11 @@ if [ -n "$catch2" ]; then
     if grep -qF "not reached" "$work/c2-leak.out"; then fail "c2-leak: REQUIRE did not stop the test"; fi
     run c2-section fail "$catch2" "[section]" && has c2-section "budget 'budget section' exceeded: max_allocations" \
         "limit:     2 allocations" "measured: allocations=5"
+    # The report names the test case's own place (it said "opened at ?:0").
+    c2_default_line=$(grep -n '"default budget breached"' "$here/integration/catch2_failing.cpp" | head -1 | cut -d: -f1)
     run c2-default fail env MEMDIAG_TEST_BUDGET=allocations=20 "$catch2" "[default_budget]" &&
-        has c2-default "budget 'test budget' exceeded: max_allocations" "test:      default budget breached"
+        has c2-default "budget 'test budget' exceeded: max_allocations" "test:      default budget breached" \
+            "catch2_failing.cpp:$c2_default_line"
     run c2-default-off pass "$catch2" "[default_budget]" && pass "c2-default-off: no default budget, no failure"
     run c2-setup pass env MEMDIAG_TEST_BUDGET=allocations=100 "$catch2" "[setup]" &&
         pass "c2-setup: 500 setup allocations left out of a 100-allocation default budget"
@@ -150,7 +153,7 @@ if [ -n "$gtest" ]; then
     if grep -qF "not reached" "$work/gt-leak.out"; then fail "gt-leak: ASSERT did not return"; fi
     run gt-section fail "$gtest" --gtest_filter=Failing.BudgetSection && has gt-section "exceeded: max_allocations"
     run gt-default fail env MEMDIAG_TEST_BUDGET=allocations=20 "$gtest" --gtest_filter=Failing.DefaultBudget &&
-        has gt-default "budget 'test budget' exceeded" "[  FAILED  ] Failing.DefaultBudget"
+        has gt-default "budget 'test budget' exceeded" "[  FAILED  ] Failing.DefaultBudget" "gtest_failing.cpp:"
     run gt-setup pass "$gtest" --gtest_filter='Passing.*' --memdiag-test-budget=allocations=100 &&
         pass "gt-setup: setup excluded, every assertion passes"
     baseline_round_trip gt-baseline "Baseline.Workload" "$gtest" --gtest_filter='Baseline.*'

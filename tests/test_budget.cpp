@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #if MEMDIAG_POSIX
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #endif
@@ -64,6 +67,87 @@ TEST_CASE("throw policy: the allocation past the limit throws budget_exceeded", 
     CHECK(done == 3);
 }
 
+TEST_CASE("a budget opened without MEMDIAG_HERE names its caller's place", "[budget]") {
+    // Issue 13: reports said "opened at ?:0".
+    const int line = __LINE__ + 2;
+    try {
+        scoped_budget guard{limits{}.max_allocations(0)};
+        allocate_n(1);
+        FAIL("no breach");
+    } catch (const memdiag::budget_exceeded& e) {
+        CHECK(e.info().where.line == line);
+        REQUIRE(e.info().where.file != nullptr);
+        CHECK(std::string(e.info().where.file).find("test_budget.cpp") != std::string::npos);
+        CHECK(std::string(e.what()).find("test_budget.cpp:" + std::to_string(line)) != std::string::npos);
+    }
+}
+
+#if MEMDIAG_POSIX
+namespace {
+// What the code run by f writes to stderr (fd 2), through a temporary file.
+template <class F>
+std::string stderr_of(F&& f) {
+    char path[] = "/tmp/memdiag-stderr-XXXXXX";
+    const int fd = mkstemp(path);
+    if (fd < 0) return "mkstemp failed";
+    std::fflush(stderr);
+    const int saved = dup(2);
+    dup2(fd, 2);
+    f();
+    std::fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    std::string out;
+    char buf[4096];
+    lseek(fd, 0, SEEK_SET);
+    for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+    close(fd);
+    std::remove(path);
+    return out;
+}
+}  // namespace
+
+TEST_CASE("an over-budget C malloc refused by the throw policy is reported", "[budget]") {
+    // Issue 13: malloc returned NULL with no report under MEMDIAG_REPLACE_MALLOC.
+    if (!memdiag::malloc_hook_installed()) {
+        WARN("SKIPPED: the C allocation functions are not replaced in this build");
+        return;
+    }
+    void* p = reinterpret_cast<void*>(1);
+    std::uint64_t breaches = 0;
+    const std::string err = stderr_of([&] {
+        scoped_budget guard{limits{}.max_bytes(100), breach_policy::throw_exception, memdiag::scope_kind::this_thread,
+                            "c budget"};
+        p = std::malloc(1000);
+        breaches = guard.breaches();
+    });
+    CHECK(p == nullptr);
+    CHECK(breaches == 1);
+    CHECK(err.find("budget 'c budget' exceeded: max_bytes") != std::string::npos);
+    CHECK(err.find("an allocation of 1000 bytes") != std::string::npos);
+    CHECK(err.find("refused:   the allocation returned null") != std::string::npos);
+    std::free(p);
+}
+#endif
+
+TEST_CASE("a budget_exceeded caught inside a leak_check does not hide a leak", "[budget][leak]") {
+    // Issue 13: with MEMDIAG_REPLACE_MALLOC the exception object was allocated
+    // uncharged but its free was charged: live -1456, and a 1000-byte leak
+    // after it went unreported.
+    memdiag::leak_check check{breach_policy::callback};
+    try {
+        scoped_budget guard{limits{}.max_allocations(0)};
+        allocate_n(1);
+    } catch (const memdiag::budget_exceeded&) {
+    }
+    CHECK(check.used().live_bytes == 0);
+    char* leak = new_chars(1000);
+    CHECK(check.used().live_bytes >= 1000);
+    CHECK(check.leaking());
+    delete[] leak;
+    CHECK_FALSE(check.leaking());
+}
+
 TEST_CASE("budget_exceeded is a std::bad_alloc", "[budget]") {
     scoped_budget guard{limits{}.max_bytes(100)};
     CHECK_THROWS_AS(std::string(1000, 'x'), std::bad_alloc);
@@ -104,8 +188,61 @@ TEST_CASE("a container stays valid after a throw-policy breach", "[budget]") {
 TEST_CASE("report policy: reports once and lets the program continue", "[budget]") {
     scoped_budget guard{limits{}.max_allocations(2), breach_policy::report};
     allocate_n(5);
-    CHECK(guard.breaches() == 3);
+    CHECK(guard.breaches() == 1);  // allocations 3, 4 and 5 are one crossing
     CHECK(guard.used().allocations == 5);
+}
+
+namespace {
+struct crossing_log {
+    int calls = 0;
+    std::uint64_t last_attempted = 0;
+    std::size_t last_depth = 0;
+};
+void log_crossing(const memdiag::breach_info& b, void* ctx) {
+    auto* log = static_cast<crossing_log*>(ctx);
+    ++log->calls;
+    log->last_attempted = b.attempted;
+    log->last_depth = b.stack_depth;
+}
+}  // namespace
+
+TEST_CASE("breaches() and the callback count crossings, not over-limit allocations", "[budget][crossing]") {
+    crossing_log log;
+    {
+        // Issue 13: 2,000 allocations over a 1-allocation budget were 2,000
+        // breaches, each building a symbolizer (milliseconds apiece).
+        scoped_budget guard{limits{}.max_allocations(1).on_breach(&log_crossing, &log), breach_policy::callback};
+        allocate_n(2000);
+        CHECK(guard.breaches() == 1);
+        CHECK(log.calls == 1);
+        CHECK(log.last_attempted == 2);  // the allocation that crossed
+#if MEMDIAG_HAS_FRAME_WALK || MEMDIAG_HAS_UNWINDER
+        CHECK(log.last_depth > 0);
+#endif
+    }
+    {
+        // max_peak_bytes: a free that brings live bytes back under the limit
+        // ends the crossing; the next big block crosses again.
+        log = crossing_log{};
+        scoped_budget guard{limits{}.max_peak_bytes(1000).on_breach(&log_crossing, &log), breach_policy::callback};
+        for (int i = 0; i < 3; ++i) {
+            char* a = new_chars(800);
+            char* b = new_chars(800);  // crosses: 1600 live
+            char* c = new_chars(800);  // still over: the same crossing
+            delete[] c;
+            delete[] b;  // back to 800: the crossing ends
+            delete[] a;
+        }
+        CHECK(guard.breaches() == 3);
+        CHECK(log.calls == 3);
+    }
+    {
+        // throw_exception: a refused allocation leaves the figure under the
+        // limit, so each refusal is a crossing of its own.
+        scoped_budget guard{limits{}.max_allocations(0)};
+        for (int i = 0; i < 3; ++i) CHECK_THROWS_AS(allocate_n(1), memdiag::budget_exceeded);
+        CHECK(guard.breaches() == 3);
+    }
 }
 
 namespace {
@@ -191,13 +328,40 @@ TEST_CASE("a handle charges another thread's work to the budget", "[budget][thre
     CHECK(used.allocations - before >= 500);
     CHECK(used.live_bytes < 4096);
 
-    scoped_budget tight{limits{}.max_allocations(50), breach_policy::report};
+    memdiag::breach_info seen;
+    scoped_budget tight{limits{}.max_allocations(50).on_breach(
+                            [](const memdiag::breach_info& b, void* ctx) { *static_cast<memdiag::breach_info*>(ctx) = b; },
+                            &seen),
+                        breach_policy::callback};
     memdiag::budget_handle th = tight.handle();
-    std::thread([th] {
-        memdiag::budget_join join{th};
-        allocate_n(100);
-    }).join();
-    CHECK(tight.breaches() >= 1);
+    for (int worker = 0; worker < 3; ++worker) {
+        std::thread([th] {
+            memdiag::budget_join join{th};
+            allocate_n(100);
+        }).join();
+    }
+    // One crossing for the budget, whichever thread crossed: not one per join.
+    CHECK(tight.breaches() == 1);
+    CHECK(seen.joined_thread);
+    char text[2048];
+    memdiag::format_breach(seen, text, sizeof text);
+    CHECK(std::string(text).find("scope:     a thread joined to the budget's thread") != std::string::npos);
+}
+
+TEST_CASE("budget_join on the budget's own thread counts each allocation once", "[budget][threads]") {
+    // Issue 13: a task pool running the task inline joined the budget on its
+    // own thread: 3 allocations against max_allocations(3) reported 5.
+    crossing_log log;
+    scoped_budget guard{limits{}.max_allocations(3).on_breach(&log_crossing, &log), breach_policy::callback};
+    memdiag::budget_handle h = guard.handle();
+    {
+        memdiag::budget_join inline_task{h};
+        memdiag::budget_join nested_again{h};
+        allocate_n(3);
+    }
+    CHECK(guard.used().allocations == 3);
+    CHECK(guard.breaches() == 0);
+    CHECK(log.calls == 0);
 }
 
 TEST_CASE("a handle outliving its budget is inert", "[budget][threads]") {
@@ -484,7 +648,7 @@ TEST_CASE("a budget with dump_on_breach writes a heap snapshot", "[budget][snaps
     {
         scoped_budget guard{limits{}.max_allocations(1).dump_on_breach(), breach_policy::report};
         allocate_n(3);
-        CHECK(guard.breaches() == 2);
+        CHECK(guard.breaches() == 1);  // one crossing
     }
     struct stat st {};
     CHECK(stat(path, &st) == 0);  // written once, on the first (reported) breach

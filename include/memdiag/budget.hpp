@@ -25,6 +25,7 @@
 #include "detail/internal_section.hpp"
 #include "detail/symbols.hpp"
 #include "detail/throw.hpp"
+#include "global_new.hpp"  // malloc_hook_installed() (declarations only without MEMDIAG_REPLACE_GLOBAL_NEW)
 #include "stack.hpp"
 #include "stats.hpp"
 #include "tracker.hpp"
@@ -39,10 +40,15 @@ namespace memdiag {
 /// max_live_bytes breach at scope end is counted in breaches() only.
 enum class breach_policy {
     throw_exception,   ///< the allocation throws budget_exceeded (a std::bad_alloc); nothrow forms return null
-    report,            ///< print the breach report to stderr once per limit, let the allocation proceed
+    report,            ///< print the breach report to stderr once per crossing, let the allocation proceed
     report_and_abort,  ///< print the report and std::abort()
-    callback           ///< call the limits' on_breach function, let the allocation proceed
+    callback           ///< call the limits' on_breach function once per crossing, let the allocation proceed
 };
+// A crossing: an allocation takes a figure over its limit. The allocations
+// after it that keep the figure over belong to the same crossing (no second
+// report, callback or count); max_peak_bytes crosses again once live bytes
+// fell back under it. An allocation refused by throw_exception leaves the
+// figure under the limit, so each refusal is a crossing.
 
 /// Which limit a breach crossed.
 enum class limit_kind {
@@ -64,6 +70,16 @@ constexpr const char* to_string(limit_kind k) noexcept {
 struct source_place {
     const char* file = nullptr;
     int line = 0;
+    /// As a default argument, the place of the call: budgets opened without
+    /// MEMDIAG_HERE still say where they were opened. {nullptr, 0} on compilers
+    /// without __builtin_FILE.
+#if defined(__GNUC__) || defined(__clang__) || (defined(_MSC_VER) && _MSC_VER >= 1926)
+    static constexpr source_place caller(const char* f = __builtin_FILE(), int l = __builtin_LINE()) noexcept {
+        return source_place{f, l};
+    }
+#else
+    static constexpr source_place caller() noexcept { return source_place{}; }
+#endif
 };
 
 /// The place of the expression it is written in.
@@ -78,6 +94,7 @@ struct breach_info {
     const char* budget_name = "budget";
     source_place where;                 ///< where the budget was opened
     bool process_wide = false;
+    bool joined_thread = false;         ///< crossed by a thread joined to the budget (budget_join)
     bool at_scope_end = false;          ///< found when the scope ended (live_bytes)
     std::uint64_t live_allocations = 0;  ///< at scope end: allocations still held
     /// Return addresses of the allocation that crossed the limit, its caller
@@ -87,19 +104,63 @@ struct breach_info {
 };
 
 namespace detail {
+/// The symbolizer of breach reports, built once and shared: a report reads
+/// the ELF symbol tables once per process, not once per breach. It is never
+/// waited for: a thread that finds it in use (another thread's report, or a
+/// report from inside a report) builds its own for that report, so holding it
+/// cannot deadlock anything, the loader lock included. Never destroyed (breaches
+/// may happen during static destruction).
+struct breach_symbolizer {
+    std::atomic<bool> busy{false};
+    bool built = false;
+    alignas(symbolizer) unsigned char storage[sizeof(symbolizer)] = {};  // = {}: constant-initialized
+};
+inline breach_symbolizer g_breach_symbolizer;
+
+/// A lease of the shared breach symbolizer, or a private one when it is busy.
+class breach_symbols {
+public:
+    breach_symbols() {
+        breach_symbolizer& g = g_breach_symbolizer;
+        if (!g.busy.exchange(true, std::memory_order_acquire)) {
+            leased_ = true;
+            if (!g.built) {
+                new (g.storage) symbolizer();
+                g.built = true;
+            }
+            names_ = reinterpret_cast<symbolizer*>(g.storage);
+        } else {
+            names_ = new (own_) symbolizer();
+        }
+    }
+    ~breach_symbols() {
+        if (leased_) g_breach_symbolizer.busy.store(false, std::memory_order_release);
+        else names_->~symbolizer();
+    }
+    breach_symbols(const breach_symbols&) = delete;
+    breach_symbols& operator=(const breach_symbols&) = delete;
+    /// The symbolizer to use.
+    symbolizer& get() noexcept { return *names_; }
+
+private:
+    bool leased_ = false;
+    symbolizer* names_ = nullptr;
+    alignas(symbolizer) unsigned char own_[sizeof(symbolizer)];
+};
+
 /// Appends "  stack:" and one line per frame of b.stack, symbolized in-process.
 inline std::size_t format_breach_stack(const breach_info& b, char* buf, std::size_t size) noexcept {
     std::size_t used = 0;
     if (b.stack_depth == 0 || size == 0) return 0;
     internal_section quiet;
-    symbolizer names;
+    breach_symbols names;
     auto put = [&](const char* text) {
         const int n = std::snprintf(buf + used, size - used, "%s", text);
         if (n > 0) used += static_cast<std::size_t>(n) < size - used ? static_cast<std::size_t>(n) : size - used - 1;
     };
     put("  stack:\n");
     for (std::size_t i = 0; i < b.stack_depth && used + 1 < size; ++i) {
-        const internal_string name = names.function_name(b.stack[i] - 1);
+        const internal_string name = names.get().function_name(b.stack[i] - 1);
         char line[200];  // long template names are cut, the line always ends
         std::snprintf(line, sizeof line, "    #%zu 0x%llx %.160s\n", i, static_cast<unsigned long long>(b.stack[i]),
                       name.empty() ? "?" : name.c_str());
@@ -117,15 +178,17 @@ inline bool is_hook_frame(const internal_string& name) noexcept {
            starts("std::allocator_traits") || starts("std::allocator<");
 }
 
-/// Captures the stack of the allocation that crossed a limit, without the hook's frames.
+/// Captures the stack of the allocation that crossed a limit, without the
+/// hook's frames. Calls out (unwinder, symbol tables, dladdr): never call it
+/// with a memdiag lock held.
 inline void capture_breach_stack(breach_info& info) noexcept {
     std::uintptr_t frames[48];
     const std::size_t n = capture_stack(frames, 48, 0);
     internal_section quiet;
-    symbolizer names;
+    breach_symbols names;
     std::size_t first = 0;
     for (std::size_t i = 0; i < n; ++i)
-        if (is_hook_frame(names.function_name(frames[i] - 1))) first = i + 1;
+        if (is_hook_frame(names.get().function_name(frames[i] - 1))) first = i + 1;
     if (first >= n) first = 0;  // nothing but hook frames: keep everything
     info.stack_depth = 0;
     for (std::size_t i = first; i < n && info.stack_depth < 16; ++i) info.stack[info.stack_depth++] = frames[i];
@@ -138,6 +201,9 @@ inline std::size_t format_breach(const breach_info& b, char* buf, std::size_t si
     if (size == 0) return 0;
     const unsigned long long over = b.attempted > b.limit ? b.attempted - b.limit : 0;
     const char* name = b.budget_name != nullptr ? b.budget_name : "budget";
+    const char* scope = b.process_wide    ? "process"
+                        : b.joined_thread ? "a thread joined to the budget's thread (budget_join)"
+                                          : "this thread";
     int n;
     if (b.at_scope_end && b.limit == 0) {
         n = std::snprintf(buf, size,
@@ -146,7 +212,7 @@ inline std::size_t format_breach(const breach_info& b, char* buf, std::size_t si
                           "  scope:     %s, opened at %s:%d\n",
                           name, static_cast<unsigned long long>(b.attempted),
                           static_cast<unsigned long long>(b.live_allocations),
-                          b.process_wide ? "process" : "this thread", b.where.file ? b.where.file : "?",
+                          scope, b.where.file ? b.where.file : "?",
                           b.where.line);
     } else if (b.at_scope_end) {
         n = std::snprintf(buf, size,
@@ -157,7 +223,7 @@ inline std::size_t format_breach(const breach_info& b, char* buf, std::size_t si
                           name, to_string(b.which), static_cast<unsigned long long>(b.limit),
                           static_cast<unsigned long long>(b.attempted),
                           static_cast<unsigned long long>(b.live_allocations), over,
-                          b.process_wide ? "process" : "this thread", b.where.file ? b.where.file : "?",
+                          scope, b.where.file ? b.where.file : "?",
                           b.where.line);
     } else {
         const char* unit = b.which == limit_kind::allocations ? "allocations" : "bytes";
@@ -170,7 +236,7 @@ inline std::size_t format_breach(const breach_info& b, char* buf, std::size_t si
                           name, to_string(b.which), static_cast<unsigned long long>(b.limit), unit,
                           static_cast<unsigned long long>(b.attempted), unit, over,
                           static_cast<unsigned long long>(b.allocation_size),
-                          b.process_wide ? "process" : "this thread", b.where.file ? b.where.file : "?",
+                          scope, b.where.file ? b.where.file : "?",
                           b.where.line);
     }
     if (n < 0) {
@@ -180,6 +246,37 @@ inline std::size_t format_breach(const breach_info& b, char* buf, std::size_t si
     std::size_t used = static_cast<std::size_t>(n) < size ? static_cast<std::size_t>(n) : size - 1;
     return used + detail::format_breach_stack(b, buf + used, size - used);
 }
+
+namespace detail {
+/// Set by the budget layer just before it throws budget_exceeded: the object
+/// being built is memdiag's own, allocated without charging budgets.
+inline thread_local bool t_throwing_budget_exceeded = false;
+/// Set when such an object is destroyed: its memory is freed right after (by
+/// the C++ runtime, through free when memdiag replaces it); budget_freed does
+/// not charge that free to budgets.
+inline thread_local bool t_uncharged_free_pending = false;
+
+/// Whether this budget_exceeded is the one memdiag threw; copies are not.
+class thrown_by_memdiag {
+public:
+    thrown_by_memdiag() noexcept : on_(t_throwing_budget_exceeded) { t_throwing_budget_exceeded = false; }
+    thrown_by_memdiag(const thrown_by_memdiag&) noexcept {}
+    thrown_by_memdiag& operator=(const thrown_by_memdiag&) noexcept { return *this; }
+    ~thrown_by_memdiag() {
+        // Only when the free will reach the budget layer: memdiag replaces the
+        // C functions and the thread has scopes open (otherwise the free takes
+        // the fast path and charges nothing anyway).
+        if (!on_ || !malloc_hook_installed()) return;
+        const thread_state* s = tls_head.state;
+        if ((s != nullptr && s->scopes != nullptr) ||
+            (g_registry.global_slow.load(std::memory_order_relaxed) & slow_process_scope) != 0)
+            t_uncharged_free_pending = true;
+    }
+
+private:
+    bool on_ = false;
+};
+}  // namespace detail
 
 /// Thrown by an allocation that would cross a budget with breach_policy::throw_exception.
 /// A std::bad_alloc, so code that handles running out of memory handles it too.
@@ -204,6 +301,7 @@ private:
     breach_info info_;
     char name_[64] = {};
     char message_[2048] = {};
+    detail::thrown_by_memdiag origin_;  // last member: destroyed first
 };
 
 /// A breach callback: receives the breach and the context given with it.
@@ -278,6 +376,7 @@ struct budget_shared {
     std::atomic<int> refs{1};
     std::atomic<bool> closed{false};
     std::atomic<std::uint64_t> joined_breaches{0};  ///< breaches seen on joined threads
+    std::atomic<unsigned> over{0};  ///< limits crossed and still over (one bit per limit_kind)
     struct scope_link* owner = nullptr;  ///< the budget; valid while listed as a process scope
     std::thread::id owner_thread;        ///< the thread that opened the budget (fork drops others')
     budget_shared* next_process = nullptr;
@@ -297,7 +396,9 @@ struct scope_link {
     source_place where;
     bool process_wide = false;
     bool joined = false;  ///< a budget_join: counts into `shared`, reports through its owner
-    std::atomic<unsigned> reported{0};  ///< limits already reported (report policy: once each)
+    /// Limits crossed and still over, one bit per limit_kind: a breach is acted
+    /// on once per crossing (scopes with `shared` use shared->over).
+    std::atomic<unsigned> over{0};
     std::atomic<std::uint64_t> breaches{0};
     // Thread counters when the scope opened (thread scopes without `shared`).
     std::uint64_t start_allocations = 0, start_deallocations = 0, start_bytes = 0, start_freed = 0;
@@ -328,80 +429,137 @@ inline allocation_stats scope_figures(const scope_link& l, const thread_state* s
     return st.update_live();
 }
 
-/// Acts on a breach by the scope's policy. Returns whether the allocation may proceed.
-/// Writes a heap snapshot for a breach when the budget asked for one.
-inline void dump_if_asked(const scope_link& l, const breach_info& info) noexcept {
-    if (!l.lim.dumps_on_breach()) return;
-    auto dump = g_handlers.breach_dump.load(std::memory_order_acquire);
-    if (dump == nullptr) return;
-    char reason[160];
-    std::snprintf(reason, sizeof reason, "budget '%s' exceeded: %s", info.budget_name ? info.budget_name : "budget",
-                  to_string(info.which));
-    dump(reason);
+/// The crossing state of a scope's limits: the budget's own when threads share it.
+inline std::atomic<unsigned>& crossing_bits(scope_link& l) noexcept {
+    return l.shared != nullptr ? l.shared->over : l.over;
 }
 
-MEMDIAG_COLD inline bool on_breach(scope_link& l, breach_info& info, bool may_throw) {
+/// An allocation would go over l's limit info.which. Returns true when that
+/// starts a new crossing (counted in breaches(), to be acted on), false when
+/// the figure is already over since an earlier allocation that was let through.
+/// A refused allocation (throw_exception) leaves the figure under the limit, so
+/// each refusal is a crossing of its own. Touches only the scope's counters:
+/// safe under the process-scope lock.
+inline bool note_crossing(scope_link& l, breach_info& info) noexcept {
+    const unsigned bit = 1u << static_cast<unsigned>(info.which);
+    const bool refused = l.policy == breach_policy::throw_exception;
+    if (!refused && !info.at_scope_end && (crossing_bits(l).fetch_or(bit) & bit) != 0) return false;
     if (l.joined) ++l.shared->joined_breaches;
     else ++l.breaches;
     info.budget_name = l.name;
     info.where = l.where;
     info.process_wide = l.process_wide;
-    const unsigned bit = 1u << static_cast<unsigned>(info.which);
-    const bool first_of_kind = (l.reported.fetch_or(bit) & bit) == 0;
-    // Stacks cost a walk and symbol lookups: only for a breach someone will read.
-    const bool will_report = l.policy != breach_policy::report || first_of_kind;
-    if (!info.at_scope_end && will_report && !(l.policy == breach_policy::throw_exception && !may_throw))
+    info.joined_thread = l.joined;
+    return true;
+}
+
+/// Acts on a breach noted by note_crossing, by the budget's policy. Returns
+/// whether the allocation may proceed. Captures the stack, symbolizes, writes
+/// reports and calls the callback: it calls out, so it runs with no memdiag
+/// lock held (process scopes are noted under their lock and acted on after).
+MEMDIAG_COLD inline bool act_on_breach(breach_policy policy, const limits& lim, breach_info& info, bool may_throw) {
+    if (!info.at_scope_end) {
+        internal_section quiet;
         capture_breach_stack(info);
-    if (l.policy == breach_policy::throw_exception) {
-        if (!may_throw) return false;
+    }
+    auto dump_if_asked = [&] {
+        if (!lim.dumps_on_breach()) return;
+        auto dump = g_handlers.breach_dump.load(std::memory_order_acquire);
+        if (dump == nullptr) return;
+        char reason[160];
+        std::snprintf(reason, sizeof reason, "budget '%s' exceeded: %s",
+                      info.budget_name ? info.budget_name : "budget", to_string(info.which));
+        dump(reason);
+    };
+    if (policy == breach_policy::throw_exception) {
+        if (!may_throw || !MEMDIAG_HAS_EXCEPTIONS) {
+            // A C function, a nothrow form or a build without exceptions: the
+            // caller only sees null. Say which allocation was refused, or the
+            // next allocation that can throw gets the blame.
+            internal_section quiet;
+            char buf[2048];
+            std::size_t n = format_breach(info, buf, sizeof buf);
+            const char note[] = "  refused:   the allocation returned null (it cannot throw)\n";
+            if (n + sizeof note < sizeof buf) {
+                std::memcpy(buf + n, note, sizeof note);
+                n += sizeof note - 1;
+            }
+            std::fwrite(buf, 1, n, stderr);
+            dump_if_asked();
+            return false;
+        }
         {
             internal_section quiet;
-            dump_if_asked(l, info);
+            dump_if_asked();
         }
 #if MEMDIAG_HAS_EXCEPTIONS
         // The exception object comes from malloc and is freed by whoever catches
-        // it, where memdiag counts the free: count its allocation too (trackers
-        // stay balanced), but as a nested event, so budgets are not charged
-        // (which would breach again) and fault injection does not fail it.
+        // it. Its allocation is counted as a nested event: trackers count it,
+        // budgets are not charged (which would breach again, or use up the
+        // budget of code that catches and goes on) and fault injection does not
+        // fail it. Its free is then not charged to budgets either (see
+        // ~budget_exceeded), or an enclosing leak_check would go negative.
         nested_event counted_not_charged;
+        t_throwing_budget_exceeded = true;
         throw budget_exceeded(info);
 #else
         return false;
 #endif
     }
     internal_section quiet;  // reporting must not count, nor recurse into the budget
-    switch (l.policy) {
+    switch (policy) {
         case breach_policy::throw_exception:
             return false;  // handled above
         case breach_policy::report: {
-            if (first_of_kind) {
-                char buf[2048];
-                const std::size_t n = format_breach(info, buf, sizeof buf);
-                std::fwrite(buf, 1, n, stderr);
-                dump_if_asked(l, info);
-            }
+            char buf[2048];
+            const std::size_t n = format_breach(info, buf, sizeof buf);
+            std::fwrite(buf, 1, n, stderr);
+            dump_if_asked();
             return true;
         }
         case breach_policy::report_and_abort: {
             char buf[2048];
             const std::size_t n = format_breach(info, buf, sizeof buf);
             std::fwrite(buf, 1, n, stderr);
-            dump_if_asked(l, info);
+            dump_if_asked();
             std::fflush(stderr);
             std::abort();
         }
         case breach_policy::callback:
-            dump_if_asked(l, info);
-            if (auto f = l.lim.callback()) f(info, l.lim.callback_context());
+            dump_if_asked();
+            if (auto f = lim.callback()) f(info, lim.callback_context());
             return true;
     }
     return true;
 }
 
-/// Checks one scope's per-allocation limits against an allocation of `size`.
-inline bool check_scope(scope_link& l, const allocation_stats& now, std::size_t size, bool may_throw) {
+/// Notes and acts on a breach of a scope of this thread (no lock held).
+MEMDIAG_COLD inline bool on_breach(scope_link& l, breach_info& info, bool may_throw) {
+    if (!note_crossing(l, info)) return true;  // already over: acted on at the crossing
+    return act_on_breach(l.policy, l.lim, info, may_throw);
+}
+
+/// A process-scope breach noted under the lock, acted on once it is released.
+struct pending_breach {
     breach_info info;
-    info.allocation_size = size;
+    breach_policy policy = breach_policy::throw_exception;
+    memdiag::limits lim;  ///< a copy: the budget may end once the lock is released
+};
+
+/// Where check_scope puts the breaches it finds when acting must wait.
+struct pending_breaches {
+    static constexpr std::size_t capacity = 8;
+    pending_breach items[capacity];
+    std::size_t count = 0;
+    std::uint64_t not_acted = 0;  ///< noted beyond capacity (said on stderr)
+    bool refuses = false;         ///< a throw_exception breach: the allocation fails
+};
+
+/// Checks one scope's per-allocation limits against an allocation of `size`.
+/// With `defer`, breaches are only noted (under the process-scope lock) and
+/// queued there; otherwise they are acted on at once.
+inline bool check_scope(scope_link& l, const allocation_stats& now, std::size_t size, bool may_throw,
+                        pending_breaches* defer = nullptr) {
     // Saturating: a huge request (new of SIZE_MAX - 10) must read as huge, not wrap.
     constexpr std::uint64_t u64_max = ~std::uint64_t{0};
     constexpr std::int64_t i64_max = static_cast<std::int64_t>(u64_max >> 1);
@@ -411,26 +569,35 @@ inline bool check_scope(scope_link& l, const allocation_stats& now, std::size_t 
     const std::int64_t isize =
         size64 > static_cast<std::uint64_t>(i64_max) ? i64_max : static_cast<std::int64_t>(size64);
     const std::int64_t growth = now.live_bytes > i64_max - isize ? i64_max : now.live_bytes + isize;
-    bool ok = true;
-    if (allocs > l.lim.allocations()) {
-        info.which = limit_kind::allocations;
-        info.limit = l.lim.allocations();
-        info.attempted = allocs;
-        ok = on_breach(l, info, may_throw) && ok;
+    const std::uint64_t figures[3] = {allocs, bytes, growth > 0 ? static_cast<std::uint64_t>(growth) : 0};
+    const limit_kind kinds[3] = {limit_kind::allocations, limit_kind::bytes, limit_kind::peak_bytes};
+    const std::uint64_t limit_of[3] = {l.lim.allocations(), l.lim.bytes(), l.lim.peak_bytes()};
+    for (int k = 0; k < 3; ++k) {
+        if (figures[k] <= limit_of[k]) continue;
+        breach_info info;
+        info.allocation_size = size;
+        info.which = kinds[k];
+        info.limit = limit_of[k];
+        info.attempted = figures[k];
+        if (defer == nullptr) {
+            if (!on_breach(l, info, may_throw)) return false;
+            continue;
+        }
+        if (!note_crossing(l, info)) continue;
+        if (defer->count == pending_breaches::capacity) {
+            ++defer->not_acted;
+        } else {
+            pending_breach& p = defer->items[defer->count++];
+            p.info = info;
+            p.policy = l.policy;
+            p.lim = l.lim;
+        }
+        if (l.policy == breach_policy::throw_exception) {
+            defer->refuses = true;
+            return false;
+        }
     }
-    if (ok && bytes > l.lim.bytes()) {
-        info.which = limit_kind::bytes;
-        info.limit = l.lim.bytes();
-        info.attempted = bytes;
-        ok = on_breach(l, info, may_throw) && ok;
-    }
-    if (ok && growth > 0 && static_cast<std::uint64_t>(growth) > l.lim.peak_bytes()) {
-        info.which = limit_kind::peak_bytes;
-        info.limit = l.lim.peak_bytes();
-        info.attempted = static_cast<std::uint64_t>(growth);
-        ok = on_breach(l, info, may_throw) && ok;
-    }
-    return ok;
+    return true;
 }
 
 /// Fault injection state of a thread (fail_each_allocation / fail_after_bytes).
@@ -440,6 +607,21 @@ struct injection {
     std::uint64_t seen = 0, bytes = 0;
     bool fired = false;
 };
+
+/// Acts on the process-scope breaches noted under the lock; false when the allocation is refused.
+MEMDIAG_COLD inline bool act_on_pending(pending_breaches& found, bool may_throw) {
+    if (found.not_acted > 0) {
+        internal_section quiet;
+        std::fprintf(stderr, "memdiag: %llu more process-budget breach(es) by one allocation, not reported\n",
+                     static_cast<unsigned long long>(found.not_acted));
+    }
+    bool ok = true;
+    for (std::size_t i = 0; i < found.count; ++i) {
+        pending_breach& p = found.items[i];
+        ok = act_on_breach(p.policy, p.lim, p.info, may_throw) && ok;
+    }
+    return ok && !found.refuses;
+}
 
 /// The budget layer's admit handler (see tracker.hpp).
 inline bool budget_admit(thread_state* s, tracker_slot&, std::size_t size, bool may_throw) {
@@ -459,11 +641,19 @@ inline bool budget_admit(thread_state* s, tracker_slot&, std::size_t size, bool 
         }
     }
     if (g_registry.global_slow.load(std::memory_order_relaxed) & slow_process_scope) {
-        spin_guard g(g_process_scopes_lock);
-        for (budget_shared* p = g_process_scopes; p != nullptr; p = p->next_process) {
-            scope_link& l = *p->owner;
-            if (l.lim.any_per_allocation() && !check_scope(l, scope_figures(l, s), size, may_throw)) return false;
+        // Only counters are read and written under the lock; the breaches found
+        // are acted on (stack, symbols, report, callback, throw) after releasing
+        // it: a symbolizer or callback waiting for the loader lock while another
+        // thread's dlclose waits for this one would deadlock.
+        pending_breaches found;
+        {
+            spin_guard g(g_process_scopes_lock);
+            for (budget_shared* p = g_process_scopes; p != nullptr && !found.refuses; p = p->next_process) {
+                scope_link& l = *p->owner;
+                if (l.lim.any_per_allocation()) check_scope(l, scope_figures(l, s), size, may_throw, &found);
+            }
         }
+        if (found.count > 0 || found.not_acted > 0) return act_on_pending(found, may_throw);
     }
     return true;
 }
@@ -483,22 +673,50 @@ inline void count_shared(budget_shared& b, std::size_t size, bool allocation) no
     }
 }
 
+/// After a free: a max_peak_bytes crossing ends once live growth is back under the limit.
+inline void end_peak_crossing(std::atomic<unsigned>& over, std::int64_t growth, std::uint64_t limit) noexcept {
+    constexpr unsigned bit = 1u << static_cast<unsigned>(limit_kind::peak_bytes);
+    if ((over.load(std::memory_order_relaxed) & bit) != 0 && (growth <= 0 || static_cast<std::uint64_t>(growth) <= limit))
+        over.fetch_and(~bit);
+}
+
 inline void budget_count(thread_state* s, std::size_t size, bool allocation) noexcept {
+    if (!allocation && t_uncharged_free_pending) {
+        // The free of a budget_exceeded memdiag threw, whose allocation no
+        // budget was charged for: thread scopes leave it out of their figures,
+        // shared and process scopes do not count it.
+        t_uncharged_free_pending = false;
+        if (s != nullptr) {
+            for (scope_link* l = s->scopes; l != nullptr; l = l->outer) {
+                ++l->start_deallocations;
+                l->start_freed += size;
+            }
+        }
+        return;
+    }
     if (s != nullptr) {
         for (scope_link* l = s->scopes; l != nullptr; l = l->outer) {
             if (l->shared != nullptr) {
-                if (!l->shared->closed.load(std::memory_order_relaxed)) count_shared(*l->shared, size, allocation);
-            } else if (allocation) {
-                const std::int64_t growth = static_cast<std::int64_t>(s->bytes_allocated - s->bytes_freed) -
-                                            static_cast<std::int64_t>(l->start_bytes - l->start_freed);
-                if (growth > 0 && static_cast<std::uint64_t>(growth) > l->peak_growth)
-                    l->peak_growth = static_cast<std::uint64_t>(growth);
+                if (!l->shared->closed.load(std::memory_order_relaxed)) {
+                    count_shared(*l->shared, size, allocation);
+                    if (!allocation) end_peak_crossing(l->shared->over, l->shared->live.load(), l->lim.peak_bytes());
+                }
+                continue;
             }
+            if (!allocation && l->over.load(std::memory_order_relaxed) == 0) continue;  // the common free
+            const std::int64_t growth = static_cast<std::int64_t>(s->bytes_allocated - s->bytes_freed) -
+                                        static_cast<std::int64_t>(l->start_bytes - l->start_freed);
+            if (!allocation) end_peak_crossing(l->over, growth, l->lim.peak_bytes());
+            else if (growth > 0 && static_cast<std::uint64_t>(growth) > l->peak_growth)
+                l->peak_growth = static_cast<std::uint64_t>(growth);
         }
     }
     if (g_registry.global_slow.load(std::memory_order_relaxed) & slow_process_scope) {
         spin_guard g(g_process_scopes_lock);
-        for (budget_shared* p = g_process_scopes; p != nullptr; p = p->next_process) count_shared(*p, size, allocation);
+        for (budget_shared* p = g_process_scopes; p != nullptr; p = p->next_process) {
+            count_shared(*p, size, allocation);
+            if (!allocation) end_peak_crossing(p->over, p->live.load(), p->lim.peak_bytes());
+        }
     }
 }
 
@@ -622,7 +840,7 @@ public:
     /// allocations (or the process's, with scope_kind::process).
     explicit scoped_budget(const limits& lim, breach_policy policy = breach_policy::throw_exception,
                            scope_kind kind = scope_kind::this_thread, const char* name = "budget",
-                           source_place where = {}) noexcept {
+                           source_place where = source_place::caller()) noexcept {
 #if MEMDIAG_ENABLED
         link_.lim = lim;
         link_.policy = policy;
@@ -650,7 +868,7 @@ public:
     }
 
     /// Opens a this-thread budget named `name`, opened at `where` (MEMDIAG_HERE).
-    scoped_budget(const limits& lim, const char* name, source_place where = {},
+    scoped_budget(const limits& lim, const char* name, source_place where = source_place::caller(),
                   breach_policy policy = breach_policy::throw_exception) noexcept
         : scoped_budget(lim, policy, scope_kind::this_thread, name, where) {}
 
@@ -672,7 +890,10 @@ public:
         return {};
 #endif
     }
-    /// How many breaches were seen, on this thread and on joined ones (every policy counts them).
+    /// How many times a limit was crossed, on this thread and on joined ones
+    /// (every policy; see breach_policy for what one crossing is): a loop of
+    /// allocations past max_allocations is one, each allocation refused by
+    /// throw_exception is one, max_live_bytes held at scope end is one.
     std::uint64_t breaches() const noexcept {
         return link_.breaches + (link_.shared != nullptr ? link_.shared->joined_breaches.load() : 0);
     }
@@ -794,12 +1015,21 @@ inline budget_handle scoped_budget::handle() {
 
 /// Joins the calling thread to a budget for as long as it lives: its
 /// allocations count against that budget (and breach it, by its policy).
+/// On a thread that already counts into that budget (its own thread, or a
+/// join already held) it does nothing: allocations count once.
 class budget_join {
 public:
     /// Joins h's budget; a default or ended handle joins nothing.
     explicit budget_join(const budget_handle& h) noexcept : handle_(h) {
 #if MEMDIAG_ENABLED
         if (!handle_.active()) return;
+        // Already counted here (the budget's own thread, or joined twice, e.g.
+        // a task pool running the task inline): joining again would count
+        // every allocation twice.
+        if (detail::thread_state* s = detail::current_thread_state()) {
+            for (const detail::scope_link* l = s->scopes; l != nullptr; l = l->outer)
+                if (l->shared == handle_.shared_) return;
+        }
         const detail::budget_shared& shared = *handle_.shared_;
         link_.joined = true;
         link_.shared = handle_.shared_;
@@ -856,7 +1086,7 @@ class leak_check {
 public:
     /// Starts watching this thread's allocations.
     explicit leak_check(breach_policy policy = breach_policy::report, const char* name = "leak_check",
-                        source_place where = {}) noexcept
+                        source_place where = source_place::caller()) noexcept
         : scope_(limits{}.max_live_bytes(0), policy, scope_kind::this_thread, name, where) {}
     /// Bytes and allocations leaked so far (what is still held).
     allocation_stats used() const noexcept { return scope_.used(); }

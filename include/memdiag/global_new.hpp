@@ -30,7 +30,13 @@
 // any translation unit) are counted: the hook only touches constant-initialized
 // state. It never recurses (memdiag's own bookkeeping allocates beneath it) and
 // never locks on the common path.
-#pragma once
+//
+// Include order does not matter: another memdiag header (testing/common.hpp
+// among them) may include this one first, without the macro; the definitions
+// come with the first inclusion that has MEMDIAG_REPLACE_GLOBAL_NEW defined.
+// Hence two guards instead of #pragma once.
+#ifndef MEMDIAG_GLOBAL_NEW_HPP_DECLARATIONS
+#define MEMDIAG_GLOBAL_NEW_HPP_DECLARATIONS
 
 #include <cstddef>
 #include <cstdlib>
@@ -75,6 +81,12 @@ inline bool memdiag::global_hook_installed() noexcept { return false; }
 inline bool memdiag::malloc_hook_installed() noexcept { return false; }
 #endif
 
+#endif  // MEMDIAG_GLOBAL_NEW_HPP_DECLARATIONS
+
+// The definitions: once per translation unit, from the first inclusion with
+// MEMDIAG_REPLACE_GLOBAL_NEW defined.
+#if defined(MEMDIAG_REPLACE_GLOBAL_NEW) && !defined(MEMDIAG_GLOBAL_NEW_HPP_DEFINITIONS)
+#define MEMDIAG_GLOBAL_NEW_HPP_DEFINITIONS
 // ThreadSanitizer's runtime defines operator new itself (linked whole), so the
 // hook cannot be installed under it: global_hook_installed() is then false.
 #if defined(MEMDIAG_REPLACE_GLOBAL_NEW) && MEMDIAG_ENABLED && !MEMDIAG_TSAN
@@ -316,3 +328,4 @@ void* pvalloc(std::size_t n) noexcept {
 #endif  // MEMDIAG_MALLOC_HOOK
 
 #endif  // MEMDIAG_REPLACE_GLOBAL_NEW && MEMDIAG_ENABLED && !MEMDIAG_TSAN
+#endif  // MEMDIAG_REPLACE_GLOBAL_NEW && !MEMDIAG_GLOBAL_NEW_HPP_DEFINITIONS

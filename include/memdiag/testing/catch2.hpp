@@ -36,7 +36,11 @@
 #pragma once
 
 #if __has_include(<catch2/catch_test_macros.hpp>)
+#include <catch2/catch_section_info.hpp>
+#include <catch2/catch_test_case_info.hpp>  // the listener reads TestCaseInfo (only declared elsewhere)
 #include <catch2/catch_test_macros.hpp>
+#include <catch2/interfaces/catch_interfaces_reporter.hpp>
+#include <catch2/internal/catch_assertion_handler.hpp>
 #include <catch2/reporters/catch_reporter_event_listener.hpp>
 #include <catch2/reporters/catch_reporter_registrars.hpp>
 /// 3 with Catch2 v3, 2 with Catch2 v2.
@@ -177,12 +181,13 @@ public:
     void testCaseStarting(Catch::TestCaseInfo const& info) override {
         listener_base::testCaseStarting(info);
         name_ = info.name;
+        where_ = source_place{info.lineInfo.file, static_cast<int>(info.lineInfo.line)};
         depth_ = 0;
     }
     /// The outermost section is one run of the test body: opens the per-test scope.
     void sectionStarting(Catch::SectionInfo const& info) override {
         listener_base::sectionStarting(info);
-        if (depth_++ == 0) session().test_started(name_);
+        if (depth_++ == 0) session().test_started(name_, where_);
     }
     /// The outermost section ends while the test case can still fail: the
     /// default budget and the baseline are checked here.
@@ -218,6 +223,7 @@ public:
 
 private:
     std::string name_;
+    source_place where_;  // the test case's file and line (Catch2's static strings)
     int depth_ = 0;
 };
 

@@ -696,7 +696,7 @@ public:
     test_scope& operator=(const test_scope&) = delete;
     ~test_scope() { close(); }
 
-    void open(const limits* budget) {
+    void open(const limits* budget, source_place where = {}) {
         close();
         breached_ = false;
         has_budget_ = budget != nullptr;
@@ -705,6 +705,7 @@ public:
         link_->lim.on_breach(&test_scope::record, this);
         link_->policy = breach_policy::callback;
         link_->name = "default test budget";
+        link_->where = where;  // the test's own place, from the framework
         link_->process_wide = false;
 #if MEMDIAG_ENABLED
         memdiag::detail::install_budget_handlers();
@@ -824,12 +825,14 @@ inline std::string sanitize_file_name(std::string_view name) {
 /// baselines and snapshots. One per process (session()).
 class test_session {
 public:
-    /// A test (one run of its body) starts: opens the per-test scope.
-    void test_started(const std::string& name) {
+    /// A test (one run of its body) starts: opens the per-test scope. `where`
+    /// is the test's place (file and line of its definition, a string the
+    /// framework keeps for the whole run), named in reports.
+    void test_started(const std::string& name, source_place where = {}) {
         std::lock_guard<std::mutex> lock(mutex_);
         current_ = name;
         const settings& s = config();
-        scope_.open(s.has_default_budget ? &s.default_budget : nullptr);
+        scope_.open(s.has_default_budget ? &s.default_budget : nullptr, where);
         snapshot_written_ = false;
     }
 

@@ -58,7 +58,8 @@ public:
     }
     /// Opens the per-test scope (before the fixture is made).
     void OnTestStart(const ::testing::TestInfo& info) override {
-        session().test_started(std::string(info.test_suite_name()) + "." + info.name());
+        session().test_started(std::string(info.test_suite_name()) + "." + info.name(),
+                               source_place{info.file(), info.line()});
     }
     /// The first failure of a test snapshots the heap, still live.
     void OnTestPartResult(const ::testing::TestPartResult& result) override {
