@@ -42,29 +42,7 @@
 #include "detail/throw.hpp"
 #include "tracker.hpp"
 
-namespace memdiag {
-
-/// True when some translation unit of this program replaced operator new
-/// (defined MEMDIAG_REPLACE_GLOBAL_NEW before including global_new.hpp).
-inline bool global_hook_installed() noexcept;
-
-/// True when the C allocation functions are replaced too (MEMDIAG_REPLACE_MALLOC).
-inline bool malloc_hook_installed() noexcept;
-
-}  // namespace memdiag
-
-#if defined(__GNUC__) && defined(__ELF__)
-extern "C" __attribute__((weak)) const int memdiag_global_new_installed;
-extern "C" __attribute__((weak)) const int memdiag_malloc_installed;
-inline bool memdiag::global_hook_installed() noexcept { return &memdiag_global_new_installed != nullptr; }
-inline bool memdiag::malloc_hook_installed() noexcept { return &memdiag_malloc_installed != nullptr; }
-#elif defined(MEMDIAG_REPLACE_GLOBAL_NEW) && !MEMDIAG_TSAN
-inline bool memdiag::global_hook_installed() noexcept { return true; }
-inline bool memdiag::malloc_hook_installed() noexcept { return false; }
-#else
-inline bool memdiag::global_hook_installed() noexcept { return false; }
-inline bool memdiag::malloc_hook_installed() noexcept { return false; }
-#endif
+#include "hook_status.hpp"  // global_hook_installed(), malloc_hook_installed()
 
 // ThreadSanitizer's runtime defines operator new itself (linked whole), so the
 // hook cannot be installed under it: global_hook_installed() is then false.
