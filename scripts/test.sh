@@ -65,7 +65,7 @@ ctest --test-dir build/test --output-on-failure -j "$jobs" >"$logs/ctest.log" 2>
 if [ "$ctest_rc" = 0 ]; then stage_ok; else echo " FAILED"; fi
 # Everything but the progress lines of passing tests: failures in full, the summary.
 grep -Ev '^ *Start +[0-9]+:|^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*(Passed|\*\*\*Skipped) ' "$logs/ctest.log" |
-  sed -e '/^Test project /d' -e '/^$/d' -e 's/^/   /'
+  sed -e '/^Test project /d' -e '/^Internal ctest changing/d' -e '/^$/d' -e 's/^/   /'
 mapfile -t skipped < <(sed -nE 's/^[[:space:]]*[0-9]+ - ([^ ]+) \(Skipped\)$/\1/p' "$logs/ctest.log")
 if [ ${#skipped[@]} -gt 0 ]; then
   echo "   skipped, because:"
@@ -92,7 +92,7 @@ meson test -C build/meson --no-rebuild --num-processes "$jobs" --print-errorlogs
   >"$logs/meson-test.log" 2>&1 || meson_rc=$?
 if [ "$meson_rc" = 0 ]; then stage_ok; else echo " FAILED"; cat "$logs/meson-test.log"; fi
 sed -n 's/^\(Ok\|Expected Fail\|Fail\|Unexpected Pass\|Skipped\|Timeout\): */   \1: /p' "$logs/meson-test.log" |
-  paste -sd' ' -
+  paste -sd' ' - | tr -s ' '
 [ "$meson_rc" = 0 ] || { echo "memdiag: FAILED: meson test (log: $logs/meson-test.log)"; exit 1; }
 
 echo "memdiag: all tests passed in $((SECONDS - start)) s"
