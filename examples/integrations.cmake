@@ -3,7 +3,7 @@
 # include(${CMAKE_CURRENT_SOURCE_DIR}/integrations.cmake)
 include(${PROJECT_SOURCE_DIR}/cmake/warnings.cmake)
 
-# Frameworks: found by cmake/frameworks.cmake (top-level CMakeLists.txt).
+include(${PROJECT_SOURCE_DIR}/cmake/frameworks.cmake)  # looked up once, for the whole build
 
 function(memdiag_integration_example name)
   add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/${name}.cpp)
@@ -11,15 +11,15 @@ function(memdiag_integration_example name)
   memdiag_strict(${name})
 endfunction()
 
-if(Catch2_FOUND)
-  memdiag_integration_example(catch2_budget ${MEMDIAG_CATCH_MAIN_LIBS})
+if(MEMDIAG_CATCH2_FOUND)
+  memdiag_integration_example(catch2_budget ${MEMDIAG_CATCH_LIBS})
 endif()
-if(GTest_FOUND)
+if(MEMDIAG_GTEST_FOUND)
   memdiag_integration_example(gtest_budget GTest::gtest_main)
 endif()
-if(doctest_FOUND)
+if(MEMDIAG_DOCTEST_FOUND)
   memdiag_integration_example(doctest_budget doctest::doctest)
 endif()
-if(benchmark_FOUND)
+if(MEMDIAG_BENCHMARK_FOUND)
   memdiag_integration_example(benchmark_memory benchmark::benchmark)
 endif()

@@ -9,7 +9,12 @@ cmake -S . -B build/demo -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 cmake --build build/demo >/dev/null
 ex=build/demo/examples
 
-section() { printf '\n\033[1m== %s\033[0m\n' "$1"; }
+# Bold headings on a terminal only: no escape codes in pipes and log files.
+if [ -t 1 ]; then
+  section() { printf '\n\033[1m== %s\033[0m\n' "$1"; }
+else
+  section() { printf '\n== %s\n' "$1"; }
+fi
 
 section "1. The ground: this program's memory world (examples/env_report.cpp)"
 "$ex/env_report"

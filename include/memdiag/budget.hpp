@@ -182,6 +182,8 @@ inline bool is_hook_frame(const internal_string& name) noexcept {
 /// hook's frames. Calls out (unwinder, symbol tables, dladdr): never call it
 /// with a memdiag lock held.
 inline void capture_breach_stack(breach_info& info) noexcept {
+    info.stack_depth = 0;
+#if MEMDIAG_ENABLED  // disabled builds capture nothing (and g++ saw `frames` never written)
     std::uintptr_t frames[48];
     const std::size_t n = capture_stack(frames, 48, 0);
     internal_section quiet;
@@ -190,8 +192,8 @@ inline void capture_breach_stack(breach_info& info) noexcept {
     for (std::size_t i = 0; i < n; ++i)
         if (is_hook_frame(names.get().function_name(frames[i] - 1))) first = i + 1;
     if (first >= n) first = 0;  // nothing but hook frames: keep everything
-    info.stack_depth = 0;
     for (std::size_t i = first; i < n && info.stack_depth < 16; ++i) info.stack[info.stack_depth++] = frames[i];
+#endif
 }
 }  // namespace detail
 

@@ -48,38 +48,7 @@
 #include "detail/throw.hpp"
 #include "tracker.hpp"
 
-namespace memdiag {
-
-/// True when some translation unit of this program replaced operator new
-/// (defined MEMDIAG_REPLACE_GLOBAL_NEW before including global_new.hpp).
-inline bool global_hook_installed() noexcept;
-
-/// True when the C allocation functions are replaced too (MEMDIAG_REPLACE_MALLOC).
-inline bool malloc_hook_installed() noexcept;
-
-/// True when the hook is installed and is the operator new this process
-/// actually calls. False when not installed, and when something replaced
-/// operator new over it (valgrind, heaptrack's preload, another library): the
-/// first call then says so once on stderr. Checked once, with one probe
-/// allocation that is taken back from the figures.
-inline bool global_hook_active() noexcept {
-    return detail::verify_global_hook(global_hook_installed());
-}
-
-}  // namespace memdiag
-
-#if defined(__GNUC__) && defined(__ELF__)
-extern "C" __attribute__((weak)) const int memdiag_global_new_installed;
-extern "C" __attribute__((weak)) const int memdiag_malloc_installed;
-inline bool memdiag::global_hook_installed() noexcept { return &memdiag_global_new_installed != nullptr; }
-inline bool memdiag::malloc_hook_installed() noexcept { return &memdiag_malloc_installed != nullptr; }
-#elif defined(MEMDIAG_REPLACE_GLOBAL_NEW) && !MEMDIAG_TSAN
-inline bool memdiag::global_hook_installed() noexcept { return true; }
-inline bool memdiag::malloc_hook_installed() noexcept { return false; }
-#else
-inline bool memdiag::global_hook_installed() noexcept { return false; }
-inline bool memdiag::malloc_hook_installed() noexcept { return false; }
-#endif
+#include "hook_status.hpp"  // global_hook_installed(), malloc_hook_installed()
 
 #endif  // MEMDIAG_GLOBAL_NEW_HPP_DECLARATIONS
 

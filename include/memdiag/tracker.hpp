@@ -24,6 +24,7 @@
 #include "config.hpp"
 #include "detail/internal_section.hpp"
 #include "detail/thread_state.hpp"
+#include "hook_status.hpp"
 #include "stats.hpp"
 
 namespace memdiag {
@@ -392,6 +393,15 @@ inline bool verify_global_hook(bool installed) noexcept {
 }
 
 }  // namespace detail
+
+/// True when the hook is installed and is the operator new this process
+/// actually calls. False when not installed, and when something replaced
+/// operator new over it (valgrind, heaptrack's preload, another library): the
+/// first call then says so once on stderr. Checked once, with one probe
+/// allocation that is taken back from the figures.
+inline bool global_hook_active() noexcept {
+    return detail::verify_global_hook(global_hook_installed());
+}
 
 class tracker;
 

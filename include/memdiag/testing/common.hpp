@@ -54,7 +54,7 @@
 #include "../config.hpp"
 #include "../detail/os/atomic_file.hpp"
 #include "../env.hpp"
-#include "../global_new.hpp"
+#include "../hook_status.hpp"
 #include "../result.hpp"
 #include "../stats.hpp"
 

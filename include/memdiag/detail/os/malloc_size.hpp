@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 
 #include "../../config.hpp"
@@ -38,8 +39,12 @@ namespace detail {
 // glibc chunk header: the size word just before the block; low 3 bits are
 // flags (bit 1: mmapped). Usable bytes are the chunk size minus the header
 // words the block does not own: one for heap chunks, two for mmapped ones.
+// The header is malloc's memory, outside the block the caller owns: it is
+// addressed from the integer address so the compiler does not treat the read
+// as indexing the block (g++ -O3 -Warray-bounds, "subscript -1").
 inline std::size_t glibc_chunk_usable(const void* p) noexcept {
-    const std::size_t word = static_cast<const std::size_t*>(p)[-1];
+    const std::uintptr_t header = reinterpret_cast<std::uintptr_t>(p) - sizeof(std::size_t);
+    const std::size_t word = *reinterpret_cast<const std::size_t*>(header);
     const std::size_t chunk = word & ~std::size_t{7};
     return chunk - ((word & 2) != 0 ? 2 * sizeof(std::size_t) : sizeof(std::size_t));
 }
