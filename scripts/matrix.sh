@@ -19,12 +19,12 @@ jobs=${MEMDIAG_JOBS:-$(nproc)}
 out=${MEMDIAG_MATRIX_DIR:-build/matrix}
 case $out in /*) ;; *) out=$root/$out ;; esac
 all_configs=(gcc-17 gcc-20 clang-17 clang-20 release-gcc release-clang asan tsan m32 aarch64 no-exceptions no-rtti
-  disable headers mingw fuzz consumers)
+  disable headers mingw fuzz catch2-v3 field consumers)
 # What CI runs after scripts/test.sh (which is g++, C++17, RelWithDebInfo): each
 # compiler in Debug and in Release (-O3, C++20), so gcc-17/gcc-20/clang-20 are
 # left to local runs.
 default_configs=(clang-17 release-gcc release-clang asan tsan m32 aarch64 no-exceptions no-rtti disable headers
-  mingw fuzz consumers)
+  mingw fuzz catch2-v3 field consumers)
 
 if [ "${1:-}" = "--list" ]; then
   for c in "${all_configs[@]}"; do
@@ -72,6 +72,16 @@ probe_program() {
   # shellcheck disable=SC2086
   ${PROBE_RUNNER:-} "$dir/probe" ${PROBE_ARGS:-} > /dev/null 2> "$dir/run.log" ||
     skip_row "a $cxx $flags program cannot run here: $(head -n 1 "$dir/run.log")"
+}
+
+# script_row SCRIPT [ARGS...]: run a check script; its exit 77 (a needed tool or
+# archive absent) becomes a skipped row carrying the last SKIP line it printed.
+script_row() {
+  local log=$out/$current.log rc=0
+  mkdir -p "$out"
+  bash "$@" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+  [ "$rc" = 77 ] && skip_row "$(grep '^SKIP' "$log" | tail -n 1 | cut -c1-200)"
+  return "$rc"
 }
 
 # TSan needs an address layout its runtime accepts: kernels with vm.mmap_rnd_bits
@@ -290,6 +300,14 @@ run() {
       PROBE_SOURCE='extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }' \
         PROBE_ARGS=-runs=1 probe_program fuzz clang++ "-fsanitize=fuzzer,address"
       bash scripts/fuzz.sh "${MEMDIAG_FUZZ_SECONDS:-10}" ;;
+    catch2-v3)
+      # The whole suite and integration_check against Catch2 3.7.1 built from
+      # ../shared/third_party (Debian ships only v2, which the other rows use).
+      script_row scripts/catch2-v3.sh ;;
+    field)
+      # Real code memdiag's authors did not write: TinyXML-2's own test program
+      # under the hook, with valgrind's counts and go tool pprof as oracles.
+      script_row tests/field/tinyxml2.sh ;;
     consumers) consumers ;;
     *) echo "unknown configuration: $1 (see --list)" >&2; exit 2 ;;
   esac
