@@ -19,12 +19,13 @@ jobs=${MEMDIAG_JOBS:-$(nproc)}
 out=${MEMDIAG_MATRIX_DIR:-build/matrix}
 case $out in /*) ;; *) out=$root/$out ;; esac
 all_configs=(gcc-17 gcc-20 clang-17 clang-20 release-gcc release-clang asan tsan m32 aarch64 no-exceptions no-rtti
-  disable headers mingw fuzz catch2-v3 field consumers)
-# What CI runs after scripts/test.sh (which is g++, C++17, RelWithDebInfo): each
-# compiler in Debug and in Release (-O3, C++20), so gcc-17/gcc-20/clang-20 are
-# left to local runs.
-default_configs=(clang-17 release-gcc release-clang asan tsan m32 aarch64 no-exceptions no-rtti disable headers
-  mingw fuzz catch2-v3 field consumers)
+  disable headers warnings mingw fuzz catch2-v3 field consumers install-bare)
+# What CI runs after scripts/test.sh (g++, C++17, Release -O3). Each compiler is
+# built in Debug (g++: no-rtti and disable; clang++: asan) and in Release (-O3;
+# clang++ in C++20), so the plain gcc-17/gcc-20/clang-17/clang-20 rows and
+# release-gcc are left to local runs.
+default_configs=(release-clang asan tsan m32 aarch64 no-exceptions no-rtti disable headers warnings
+  mingw fuzz catch2-v3 field consumers install-bare)
 
 if [ "${1:-}" = "--list" ]; then
   for c in "${all_configs[@]}"; do
@@ -120,8 +121,11 @@ cmake_config() {
   local dir=$out/$name
   echo "== $name ($cxx, C++$std, ${flags:-no extra flags})"
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Debug}" -DCMAKE_CXX_COMPILER="$cxx" \
-    -DCMAKE_CXX_STANDARD="$std" -DCMAKE_CXX_FLAGS="$flags" -DMEMDIAG_BUILD_BENCHMARKS=OFF "$@" >/dev/null
-  cmake --build "$dir" -j "$jobs"
+    -DCMAKE_CXX_STANDARD="$std" -DCMAKE_CXX_FLAGS="$flags" -DMEMDIAG_BUILD_TESTS=ON -DMEMDIAG_BUILD_BENCHMARKS=OFF \
+    "$@" > "$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; return 1; }
+  grep '^-- memdiag:' "$dir.configure.log" || true  # which frameworks were found, and what is skipped
+  # shellcheck disable=SC2086  # BUILD_TARGETS: a list of target names, or empty for all
+  cmake --build "$dir" -j "$jobs" ${BUILD_TARGETS:+--target $BUILD_TARGETS} | grep -v '^\[[0-9]*/[0-9]*\] ' || [ "${PIPESTATUS[0]}" = 0 ]
   "${CTEST_PREFIX[@]}" ctest --test-dir "$dir" --output-on-failure -j "$jobs" "${CTEST_ARGS[@]}"
   ctest_skip_reasons "$dir"
 }
@@ -211,7 +215,8 @@ run() {
       # is off there (global_new.hpp): run the suites that do not depend on it.
       tsan_probe
       CTEST_ARGS=(-R '^memdiag_(tests|stack_tests|pprof_tests|env_tests|lifetime_tests)$')
-      cmake_config tsan clang++ 17 "-fsanitize=thread" ;;
+      BUILD_TARGETS="memdiag_tests memdiag_stack_tests memdiag_pprof_tests memdiag_env_tests memdiag_lifetime_tests" \
+        cmake_config tsan clang++ 17 "-fsanitize=thread" ;;
     m32)
       # The whole suite, 32-bit. Google Benchmark is 64-bit only here (OFF anyway).
       # (The flags repeat the toolchain's: an explicit CMAKE_CXX_FLAGS replaces its _INIT flags.)
@@ -308,6 +313,13 @@ run() {
       # Real code memdiag's authors did not write: TinyXML-2's own test program
       # under the hook, with valgrind's counts and go tool pprof as oracles.
       script_row tests/field/tinyxml2.sh ;;
+    warnings)
+      # Every public header in user code (-I, not -isystem) at -O0..-Os with
+      # -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror, g++ and clang++, C++17/20.
+      script_row tests/compile/warnings.sh ;;
+    install-bare)
+      # `cmake -S . -B b && cmake --install b` with no test framework installed.
+      script_row tests/consumers/install_without_frameworks.sh ;;
     consumers) consumers ;;
     *) echo "unknown configuration: $1 (see --list)" >&2; exit 2 ;;
   esac

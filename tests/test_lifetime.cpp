@@ -301,7 +301,8 @@ TEST_CASE("lifetime: registering a thread is not counted as the program's alloca
     std::thread t([&] {
         // The thread's first event creates its memdiag state.
         before = memdiag::process_stats();
-        std::free(std::malloc(100));
+        void* volatile block = std::malloc(100);  // volatile: the compiler may not elide the pair
+        std::free(block);
         after = memdiag::process_stats();
     });
     t.join();
@@ -320,7 +321,8 @@ TEST_CASE("lifetime: a thread's registration is not counted when it exits", "[li
     memdiag::allocation_stats before;
     std::thread t([&] {
         while (!go.load()) std::this_thread::yield();
-        std::free(std::malloc(100));
+        void* volatile block = std::malloc(100);  // volatile: the compiler may not elide the pair
+        std::free(block);
     });
     before = memdiag::process_stats();
     go.store(true);

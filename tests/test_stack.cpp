@@ -546,3 +546,21 @@ TEST_CASE("build ids match the ELF notes of the files", "[symbols]") {
         }
     }
 }
+
+TEST_CASE("symbol names: optimizer clones are named as their function, version suffixes dropped") {
+    using memdiag::detail::elf::demangle;
+    auto name = [](const char* raw) { return std::string(demangle(raw).c_str()); };
+    CHECK(name("malloc_site.constprop.0") == "malloc_site");
+    CHECK(name("alloc_b.cold") == "alloc_b");
+    CHECK(name("helper.isra.0.part.1") == "helper");
+    CHECK(name("memcpy@GLIBC_2.14") == "memcpy");
+    CHECK(name("memcpy@@GLIBC_2.14") == "memcpy");
+    // A file name in a static initializer's symbol is not a clone suffix.
+    CHECK(name("_GLOBAL__sub_I_main.cpp") == "_GLOBAL__sub_I_main.cpp");
+    CHECK(name(".cold") == ".cold");
+#if MEMDIAG_HAS_CXXABI
+    CHECK(name("_Z7alloc_bv.cold") == "alloc_b()");
+    CHECK(name("_Z3fooi.constprop.0.isra.0") == "foo(int)");
+    CHECK(name("_Z3fooi") == "foo(int)");
+#endif
+}

@@ -382,10 +382,28 @@ inline const char* dladdr_symbol(std::uintptr_t pc, std::uintptr_t* start) noexc
     return nullptr;
 }
 
+/// Where the optimizer's clone suffix of a symbol starts (".cold",
+/// ".constprop.0", ".isra.0", ".part.0", ".lto_priv.0", ".localalias"), or null.
+inline const char* clone_suffix(const char* name) noexcept {
+    static const char* const suffixes[] = {".cold", ".constprop.", ".isra.", ".part.", ".lto_priv.", ".localalias"};
+    const char* first = nullptr;
+    for (const char* s : suffixes) {
+        const char* at = std::strstr(name, s);
+        if (at != nullptr && at != name && (first == nullptr || at < first)) first = at;
+    }
+    return first;
+}
+
 /// Demangles an Itanium C++ ABI name; other names come back unchanged. A
-/// symbol version suffix ("@GLIBC_2.2.5", "@@GLIBC_2.34") is dropped.
+/// symbol version suffix ("@GLIBC_2.2.5", "@@GLIBC_2.34") is dropped, and so is
+/// an optimizer clone suffix: the cold part or a specialised copy of a function
+/// is named as the function, so its costs add up under one name in a profile
+/// (optimized builds split `f` into `f` and `f.cold`).
 inline internal_string demangle(const char* name) {
-    if (const char* at = std::strchr(name, '@')) {
+    const char* at = std::strchr(name, '@');
+    const char* clone = clone_suffix(name);
+    if (clone != nullptr && (at == nullptr || clone < at)) at = clone;
+    if (at != nullptr) {
         const internal_string plain(name, static_cast<std::size_t>(at - name));
         return demangle(plain.c_str());
     }
