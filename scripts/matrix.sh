@@ -289,10 +289,12 @@ run() {
       smoke no-rtti-clang clang++ "-fno-rtti"
       ;;
     disable)
-      # MEMDIAG_DISABLE everywhere: every test and example must still compile;
-      # the tests that prove it is a no-op run (the others expect counting).
+      # MEMDIAG_DISABLE everywhere: the examples, the README snippets and the
+      # test that proves it is a no-op (the others expect counting). Every
+      # public header under MEMDIAG_DISABLE at every -O level: the warnings row.
       CTEST_ARGS=(-R '^memdiag_disable_tests$')
-      cmake_config disable g++ 17 "-DMEMDIAG_DISABLE"
+      BUILD_TARGETS="memdiag_disable_tests track_containers budget_guard env_report heap_snapshot oom_guard memdiag_readme" \
+        cmake_config disable g++ 17 "-DMEMDIAG_DISABLE"
       smoke disable-clang clang++ "-DMEMDIAG_DISABLE"
       ;;
     headers)
