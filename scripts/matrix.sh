@@ -233,7 +233,12 @@ run() {
       # as 1000; i386 reserves 1004): out until it reads the figure it checks.
       # Kernels without IA-32 emulation cannot execute i386 binaries: there the
       # tests, the shell checks and the smoke program run under qemu-i386.
-      CTEST_ARGS=(-E '^integration_check$')
+      # http_check: 32-bit profiles keep a few frames memdiag cannot name, and
+      # go tool pprof then POSTs them to /debug/pprof/symbol, which the
+      # endpoint does not serve (GET only): known gap, see README "Many machines".
+      CTEST_ARGS=(-E '^(integration_check|http_check)$')
+      echo "http_check: not run on i386 (go tool pprof asks /debug/pprof/symbol for unnamed 32-bit frames; not served)" \
+        >> "$out/$current.notes"
       local emulator=() how lfs=
       how=$(. tests/lib/target.sh && CXX=g++ i386_runner)
       case $how in
@@ -245,7 +250,7 @@ run() {
           # qemu-user shows the program a synthesized /proc/self/maps (one
           # executable row more than the loader lists), as in the aarch64 row:
           # the maps comparisons of the stack tests and pprof_check cannot hold.
-          CTEST_ARGS=(-E '^(integration_check|memdiag_stack_tests|pprof_check)$')
+          CTEST_ARGS=(-E '^(integration_check|http_check|memdiag_stack_tests|pprof_check)$')
           echo "pprof_check and the /proc/self/maps case of memdiag_stack_tests: not run under qemu-i386 (qemu synthesizes /proc/self/maps)" \
             >> "$out/$current.notes"
           # qemu-i386 passes 64-bit directory offsets through to 32-bit readdir,
