@@ -111,6 +111,14 @@ m32_flags() {
   echo "-m32 -isystem $dir/m32inc"
 }
 
+# Host scripts that run a target binary themselves and need the real kernel's
+# answer (prlimit, a memory cgroup, fatal signals, sockets with go tool pprof or
+# Chromium): not run where the target runs under qemu-user.
+host_checks='oom_snapshot_check|watermark_check|oom_kill_check|fatal_signal_check|http_check|flamegraph_check'
+# qemu-user aborts on fork() of a multithreaded program ("qemu_plugin_vcpu_init_hook:
+# assertion failed"): the lifetime tests run under qemu without their [fork] cases.
+qemu_lifetime_note="memdiag_lifetime_tests: run under qemu without its [fork] cases (qemu-user aborts on fork of a multithreaded program)"
+
 # cmake_config NAME CXX STD CXXFLAGS [EXTRA CMAKE ARGS...]: build and ctest one configuration.
 # CTEST_ARGS (an array, may be empty) adds ctest arguments, e.g. -E to exclude;
 # CTEST_PREFIX (an array) is a command ctest runs under (its tests inherit it).
@@ -250,9 +258,12 @@ run() {
           # qemu-user shows the program a synthesized /proc/self/maps (one
           # executable row more than the loader lists), as in the aarch64 row:
           # the maps comparisons of the stack tests and pprof_check cannot hold.
-          CTEST_ARGS=(-E '^(integration_check|http_check|memdiag_stack_tests|pprof_check)$')
-          echo "pprof_check and the /proc/self/maps case of memdiag_stack_tests: not run under qemu-i386 (qemu synthesizes /proc/self/maps)" \
-            >> "$out/$current.notes"
+          CTEST_ARGS=(-E "^(integration_check|memdiag_stack_tests|pprof_check|memdiag_lifetime_tests|$host_checks)\$")
+          {
+            echo "pprof_check and the /proc/self/maps case of memdiag_stack_tests: not run under qemu-i386 (qemu synthesizes /proc/self/maps)"
+            echo "${host_checks//|/, }: not run under qemu-i386 (they need the real kernel's limits, cgroups and signals)"
+            echo "$qemu_lifetime_note"
+          } >> "$out/$current.notes"
           # qemu-i386 passes 64-bit directory offsets through to 32-bit readdir,
           # which then fails with EOVERFLOW; the tests list directories, so they
           # use the large-file interface (as a native 32-bit kernel would not need).
@@ -264,6 +275,7 @@ run() {
         "${emulator[@]}"
       if [ -n "${SMOKE_RUNNER:-}" ]; then
         $SMOKE_RUNNER "$out/m32/tests/memdiag_stack_tests" '~loaded modules match the executable rows of /proc/self/maps'
+        $SMOKE_RUNNER "$out/m32/tests/memdiag_lifetime_tests" '~[fork]'
       fi
       smoke m32-smoke g++ "$(m32_flags "$out/m32-smoke")"
       ;;
@@ -273,12 +285,17 @@ run() {
       # heap_profile_check, breach_dump_check, integration_check) cannot. The
       # stack tests run without the case comparing with /proc/self/maps, which
       # qemu-user synthesizes (it lists one executable row more than the loader).
-      CTEST_ARGS=(-E '^(pprof_check|env_checks|heap_profile_check|breach_dump_check|memdiag_stack_tests|integration_check)$')
+      CTEST_ARGS=(-E "^(pprof_check|env_checks|heap_profile_check|breach_dump_check|memdiag_stack_tests|integration_check|memdiag_lifetime_tests|$host_checks)\$")
+      {
+        echo "pprof_check, env_checks, heap_profile_check, breach_dump_check, integration_check, ${host_checks//|/, }: host scripts, not run under qemu-aarch64"
+        echo "$qemu_lifetime_note"
+      } >> "$out/$current.notes"
       PROBE_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" probe_program aarch64 aarch64-linux-gnu-g++ ""
       cmake_config aarch64 aarch64-linux-gnu-g++ 17 "" \
         -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/aarch64-linux-gnu.cmake"
       qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/aarch64/tests/memdiag_stack_tests" \
         '~loaded modules match the executable rows of /proc/self/maps'
+      qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/aarch64/tests/memdiag_lifetime_tests" '~[fork]'
       smoke aarch64-smoke aarch64-linux-gnu-g++ "" qemu-aarch64 -L /usr/aarch64-linux-gnu
       ;;
     no-exceptions)
