@@ -262,7 +262,7 @@ run() {
           {
             echo "pprof_check and the /proc/self/maps case of memdiag_stack_tests: not run under qemu-i386 (qemu synthesizes /proc/self/maps)"
             echo "${host_checks//|/, }: not run under qemu-i386 (they need the real kernel's limits, cgroups and signals)"
-            echo "$qemu_lifetime_note"
+            echo "memdiag_lifetime_tests: not run under qemu-i386 (qemu aborts on fork of a threaded program; under it the concurrent realloc case double-frees and the signal case hangs, neither seen natively: not yet explained)"
           } >> "$out/$current.notes"
           # qemu-i386 passes 64-bit directory offsets through to 32-bit readdir,
           # which then fails with EOVERFLOW; the tests list directories, so they
@@ -275,7 +275,6 @@ run() {
         "${emulator[@]}"
       if [ -n "${SMOKE_RUNNER:-}" ]; then
         $SMOKE_RUNNER "$out/m32/tests/memdiag_stack_tests" '~loaded modules match the executable rows of /proc/self/maps'
-        $SMOKE_RUNNER "$out/m32/tests/memdiag_lifetime_tests" '~[fork]'
       fi
       smoke m32-smoke g++ "$(m32_flags "$out/m32-smoke")"
       ;;
