@@ -66,7 +66,8 @@ deps_for() {
 probe_program() {
   local name=$1 cxx=$2 flags=$3 dir=$out/probe-$1
   mkdir -p "$dir"
-  printf '%s\n' "${PROBE_SOURCE:-int main() { return 0; }}" > "$dir/probe.cpp"
+  local source='int main() { return 0; }'
+  printf '%s\n' "${PROBE_SOURCE:-$source}" > "$dir/probe.cpp"
   # shellcheck disable=SC2086
   "$cxx" $flags "$dir/probe.cpp" -o "$dir/probe" 2> "$dir/build.log" ||
     skip_row "$cxx $flags cannot link a program here: $(head -n 1 "$dir/build.log")"
