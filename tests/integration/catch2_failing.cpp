@@ -51,7 +51,7 @@ TEST_CASE("per-test override of the default budget", "[override]") {
 }
 
 TEST_CASE("baseline workload", "[baseline]") {
-    allocate_n(work_size());
+    hold_n(work_size());
     MEMDIAG_BASELINE_SCOPE("inner");
-    allocate_n(work_size());
+    hold_n(work_size());
 }

@@ -61,7 +61,7 @@ TEST(Passing, EveryAssertion) {
 }
 
 TEST(Baseline, Workload) {
-    allocate_n(work_size());
+    hold_n(work_size());
     MEMDIAG_BASELINE_SCOPE("inner");
-    allocate_n(work_size());
+    hold_n(work_size());
 }
