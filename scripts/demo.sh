@@ -36,6 +36,6 @@ mkdir -p build/demo/oom && rm -f build/demo/oom/*
 echo "\$ MEMDIAG_DUMP_DIR=build/demo/oom prlimit --as=400000000 $ex/oom_guard"
 MEMDIAG_DUMP_DIR=build/demo/oom prlimit --as=400000000 "$ex/oom_guard" 2>&1 || true
 echo "\$ go tool pprof -top -sample_index=inuse_space $ex/oom_guard build/demo/oom/oom_guard.bad_alloc.pb.gz"
-go tool pprof -top -sample_index=inuse_space "$ex/oom_guard" build/demo/oom/oom_guard.bad_alloc.pb.gz 2>/dev/null | head -n 10
+{ go tool pprof -top -sample_index=inuse_space "$ex/oom_guard" build/demo/oom/oom_guard.bad_alloc.pb.gz 2>/dev/null || true; } | head -n 10
 echo "\$ $ex/oom_guard --budget 64"
 "$ex/oom_guard" --budget 64 2>&1 | head -n 12 || true
