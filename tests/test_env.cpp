@@ -1,6 +1,7 @@
 // tests/test_env.cpp - env: parsers on fixtures, cgroup resolution on fixture
 // trees, report formatting, checks on synthetic reports, and the live report
 // cross-checked against independent sources.
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <cstdlib>
@@ -554,6 +555,124 @@ TEST_CASE("env sizes: format and parse", "[env][format]") {
     CHECK_FALSE(env::parse_size("G").known);
     CHECK_FALSE(env::parse_size("12X").known);
     CHECK_FALSE(env::parse_size("99999999999P").known);
+}
+
+TEST_CASE("parse_size: every unit, with and without iB/B, any case", "[env][format][parse_size]") {
+    using memdiag::detail::parse_size;
+    struct good_case {
+        const char* text;
+        std::uint64_t value;
+    };
+    const good_case good[] = {
+        {"0", 0},           {"7", 7},           {"7B", 7},            {"7b", 7},
+        {"3K", 3ull << 10}, {"3k", 3ull << 10}, {"3KiB", 3ull << 10}, {"3kib", 3ull << 10}, {"3KB", 3ull << 10},
+        {"3M", 3ull << 20}, {"3mb", 3ull << 20}, {"3MiB", 3ull << 20},
+        {"3G", 3ull << 30}, {"3GiB", 3ull << 30}, {"3T", 3ull << 40}, {"3TiB", 3ull << 40},
+        {"3P", 3ull << 50}, {"3PiB", 3ull << 50}, {" \t4096\r\n", 4096}, {"0.5K", 512},
+        {"1.25M", 5ull << 18}, {"18446744073709551615", ~std::uint64_t{0}}, {"16383P", 16383ull << 50},
+    };
+    for (const good_case& g : good) {
+        INFO(g.text);
+        const memdiag::detail::size_parse r = parse_size(g.text);
+        CHECK(r.ok);
+        CHECK(r.value == g.value);
+        CHECK(env::parse_size(g.text).value == g.value);
+    }
+}
+
+TEST_CASE("parse_size: a fraction of a large unit does not overflow", "[env][format][parse_size]") {
+    using memdiag::detail::parse_size;
+    // 1.99999 PiB = 2^50 + 99999 * 2^50 / 100000: the old arithmetic multiplied
+    // 99999 by 2^50 first (past 64 bits) and gave 1144983910263606.
+    const std::uint64_t pib = std::uint64_t{1} << 50;
+    const memdiag::detail::size_parse r = parse_size("1.99999P");
+    REQUIRE(r.ok);
+    CHECK(r.value == pib + 99999 * (pib / 100000) + 99999 * (pib % 100000) / 100000);
+    CHECK(r.value > 2250000000000000ull);
+    CHECK(r.value < 2 * pib);
+    CHECK(env::parse_size("1.99999P").value == r.value);
+    CHECK(parse_size("1.999999P").value < 2 * pib);
+    CHECK(parse_size("1.5P").value == 3 * (pib / 2));
+    CHECK(parse_size("16383.999999P").value > (16383ull << 50));  // just below 2^64: still accepted
+    CHECK(parse_size("0.000001T").value == (std::uint64_t{1} << 40) / 1000000);
+}
+
+TEST_CASE("parse_size: values past 64 bits are refused, never wrapped", "[env][format][parse_size]") {
+    using memdiag::detail::parse_size;
+    for (const char* huge : {"18446744073709551616", "99999999999999999999999", "16384P", "16777216T",
+                             "17179869184G", "17592186044416M", "18014398509481984K", "99999999999P"}) {
+        INFO(huge);
+        const memdiag::detail::size_parse r = parse_size(huge);
+        CHECK_FALSE(r.ok);
+        CHECK(std::string(r.error).find("too large") != std::string::npos);
+        CHECK_FALSE(env::parse_size(huge).known);
+    }
+}
+
+TEST_CASE("parse_size: bad input is refused with a reason that names the problem", "[env][format][parse_size]") {
+    using memdiag::detail::parse_size;
+    struct bad_case {
+        const char* text;
+        const char* reason;  // a piece of the reason
+    };
+    const bad_case bad[] = {
+        {"", "empty"},           {"   ", "empty"},          {"-1", "expected a number"}, {"+5", "expected a number"},
+        {"K", "expected a number"}, {".5K", "expected a number"}, {"0x10", "unknown unit"}, {"1e9", "unknown unit"},
+        {"12X", "unknown unit"}, {"1 M", "unknown unit"},   {"1Mi", "unknown unit"},     {"1KBB", "unknown unit"},
+        {"1iB", "unknown unit"}, {"1.", "digits after the point"}, {"1..5K", "digits after the point"},
+        {"1.1234567K", "at most 6"}, {"1.5", "fraction of a byte"}, {"1.5B", "fraction of a byte"},
+        {"12 parsecs", "unknown unit"},
+    };
+    for (const bad_case& b : bad) {
+        INFO("'" << b.text << "'");
+        const memdiag::detail::size_parse r = parse_size(b.text);
+        CHECK_FALSE(r.ok);
+        CHECK(std::string(r.error).find(b.reason) != std::string::npos);
+        const fact<std::uint64_t> f = env::parse_size(b.text);
+        CHECK_FALSE(f.known);
+        CHECK(f.reason.find(b.reason) != std::string::npos);
+    }
+    // The caller's syntax: units above G and fractions refused where asked.
+    memdiag::detail::size_syntax narrow;
+    narrow.max_shift = 30;
+    narrow.fractions = false;
+    CHECK(parse_size("2G", narrow).ok);
+    CHECK(std::string(parse_size("1T", narrow).error).find("B, K, M or G") != std::string::npos);
+    CHECK(std::string(parse_size("1.5M", narrow).error).find("fractions") != std::string::npos);
+    // env's reason quotes the text (trimmed, printable).
+    CHECK(env::parse_size(" 12X ").reason.find("\"12X\"") != std::string::npos);
+}
+
+TEST_CASE("format_bytes: compact and one-decimal styles, rounding up a unit", "[env][format][format_bytes]") {
+    using memdiag::detail::byte_style;
+    using memdiag::detail::format_bytes;
+    CHECK(std::string(format_bytes(0).c_str()) == "0 B");
+    CHECK(std::string(format_bytes(1023).c_str()) == "1023 B");
+    CHECK(std::string(format_bytes(1024).c_str()) == "1 KiB");
+    CHECK(std::string(format_bytes(1536).c_str()) == "1.5 KiB");
+    CHECK(std::string(format_bytes(1024, byte_style::one_decimal).c_str()) == "1.0 KiB");
+    CHECK(std::string(format_bytes(4ull << 20, byte_style::one_decimal).c_str()) == "4.0 MiB");
+    CHECK(std::string(format_bytes(3ull << 40).c_str()) == "3 TiB");
+    CHECK(std::string(format_bytes(5ull << 50).c_str()) == "5 PiB");
+    CHECK(std::string(format_bytes(2ull << 60).c_str()) == "2 EiB");
+    CHECK(std::string(format_bytes(~std::uint64_t{0}).c_str()) == "16.0 EiB");
+    // 1 MiB - 1 byte is 1023.999 KiB: "1.0 MiB", not "1024.0 KiB".
+    CHECK(std::string(format_bytes((1ull << 20) - 1).c_str()) == "1.0 MiB");
+    CHECK(std::string(format_bytes((1ull << 30) - 1, byte_style::one_decimal).c_str()) == "1.0 GiB");
+    CHECK(format_bytes(1536).size == 7);
+    // env::format_bytes is the compact style.
+    CHECK(env::format_bytes((1ull << 20) - 1) == "1.0 MiB");
+    CHECK(env::format_bytes(1536) == "1.5 KiB");
+}
+
+TEST_CASE("parse_size and format_bytes agree: a formatted whole size parses back", "[env][format]") {
+    const std::uint64_t values[] = {0, 100, 4096, 512ull << 20, 3ull << 40, 7ull << 50};
+    for (std::uint64_t v : values) {
+        std::string text = env::format_bytes(v);
+        text.erase(std::remove(text.begin(), text.end(), ' '), text.end());  // "4 KiB" -> "4KiB"
+        INFO(text);
+        CHECK(env::parse_size(text).value == v);
+    }
 }
 
 TEST_CASE("env JSON strings: escapes and invalid UTF-8", "[env][format]") {

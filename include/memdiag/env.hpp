@@ -26,73 +26,28 @@
 #include "config.hpp"
 #include "detail/arch/cpu.hpp"
 #include "detail/env_parse.hpp"
+#include "detail/format_bytes.hpp"
 #include "detail/os.hpp"
+#include "detail/parse_size.hpp"
 
 namespace memdiag {
 namespace env {
 
 // ---- formatting helpers ----------------------------------------------------
 
-/// Returns bytes in binary units, e.g. "512 MiB", "23.5 GiB", "4 KiB", "100 B".
-inline std::string format_bytes(std::uint64_t bytes) {
-    static const char* const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-    unsigned u = 0;
-    std::uint64_t whole = bytes;
-    while (whole >= 1024 && u < 6) {
-        whole /= 1024;
-        ++u;
-    }
-    char buf[48];
-    double scaled = double(bytes);
-    for (unsigned i = 0; i < u; ++i) scaled /= 1024.0;
-    bool exact = u == 0 || (bytes % (std::uint64_t(1) << (10 * u))) == 0;
-    if (exact)
-        std::snprintf(buf, sizeof buf, "%llu %s", static_cast<unsigned long long>(whole), units[u]);
-    else
-        std::snprintf(buf, sizeof buf, "%.1f %s", scaled, units[u]);
-    return buf;
-}
+/// Returns bytes in binary units, e.g. "512 MiB", "23.5 GiB", "4 KiB", "100 B"
+/// (memdiag::detail::format_bytes, compact style).
+inline std::string format_bytes(std::uint64_t bytes) { return memdiag::detail::format_bytes(bytes).c_str(); }
 
-/// Parses a size such as "4096", "512M", "8G", "1.5GiB" (binary units; case
-/// ignored). Returns unknown with the reason on anything else.
+/// Parses a size such as "4096", "512M", "8G", "1.5GiB" (binary units, case
+/// ignored; the grammar is memdiag::detail::parse_size's). Returns unknown with
+/// the reason and the text on anything else, never a wrapped value.
 inline fact<std::uint64_t> parse_size(std::string_view text) {
-    std::string_view s = memdiag::detail::env_parse::trim(text);
-    std::size_t digits = 0;
-    while (digits < s.size() && ((s[digits] >= '0' && s[digits] <= '9') || s[digits] == '.')) ++digits;
-    std::string_view number = s.substr(0, digits), unit = s.substr(digits);
-    if (number.empty()) return fact<std::uint64_t>::unknown("not a size: \"" + memdiag::detail::env_parse::excerpt(s) + "\"");
-    unsigned shift = 0;
-    if (!unit.empty()) {
-        switch (unit[0] | 0x20) {
-            case 'b': shift = 0; break;
-            case 'k': shift = 10; break;
-            case 'm': shift = 20; break;
-            case 'g': shift = 30; break;
-            case 't': shift = 40; break;
-            case 'p': shift = 50; break;
-            default: return fact<std::uint64_t>::unknown("unknown unit \"" + memdiag::detail::env_parse::excerpt(unit) + "\"");
-        }
-        std::string_view rest = unit.substr(1);
-        bool suffix_ok = rest.empty() || (shift != 0 && (rest == "B" || rest == "b" || rest == "iB" || rest == "ib"));
-        if (!suffix_ok)
-            return fact<std::uint64_t>::unknown("unknown unit \"" + memdiag::detail::env_parse::excerpt(unit) + "\"");
-    }
-    std::size_t dot = number.find('.');
-    fact<std::uint64_t> whole = memdiag::detail::env_parse::parse_u64(number.substr(0, dot));
-    if (!whole) return fact<std::uint64_t>::unknown("not a size: " + whole.reason);
-    if (shift && whole.value > (UINT64_MAX >> shift)) return fact<std::uint64_t>::unknown("size overflows 64 bits");
-    std::uint64_t bytes = whole.value << shift;
-    if (dot != std::string_view::npos) {
-        std::string_view frac = number.substr(dot + 1);
-        if (frac.empty() || frac.size() > 6 || frac.find('.') != std::string_view::npos)
-            return fact<std::uint64_t>::unknown("bad fraction in \"" + memdiag::detail::env_parse::excerpt(s) + "\"");
-        fact<std::uint64_t> f = memdiag::detail::env_parse::parse_u64(frac);
-        if (!f) return fact<std::uint64_t>::unknown("bad fraction: " + f.reason);
-        std::uint64_t scale = 1;
-        for (std::size_t i = 0; i < frac.size(); ++i) scale *= 10;
-        bytes += (f.value * (std::uint64_t(1) << shift)) / scale;
-    }
-    return fact<std::uint64_t>::of(bytes);
+    const memdiag::detail::size_parse r = memdiag::detail::parse_size(text);
+    if (r.ok) return fact<std::uint64_t>::of(r.value);
+    return fact<std::uint64_t>::unknown(std::string(r.error) + ": \"" +
+                                        memdiag::detail::env_parse::excerpt(memdiag::detail::env_parse::trim(text)) +
+                                        "\"");
 }
 
 /// Returns text as the body of a JSON string: quotes, backslashes and control

@@ -25,8 +25,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string_view>
 
 #include "config.hpp"
+#include "detail/parse_size.hpp"
 
 namespace memdiag {
 
@@ -45,56 +47,40 @@ struct sample_interval_parse {
 };
 
 /// Parses a sampling interval as MEMDIAG_SAMPLE_INTERVAL spells it: decimal
-/// digits, optionally followed by k, M or G (powers of 1024), optionally
-/// followed by "iB" or "B" ("64k", "512KiB", "2MB"); surrounding spaces are
-/// allowed. Rejects empty text, signs, zero, overflow, anything else trailing,
-/// and values above max_sample_interval. A pure function: no environment, no
-/// allocation.
-inline sample_interval_parse parse_sample_interval(const char* text) noexcept {
+/// digits, optionally followed by K, M or G (powers of 1024, case ignored),
+/// optionally followed by "iB" or "B" ("64k", "512KiB", "2MB"); surrounding
+/// spaces are allowed. The grammar is detail::parse_size's without fractions
+/// and units above G. Rejects empty text, signs, zero, overflow, anything else
+/// trailing, and values above max_sample_interval. A pure function: no
+/// environment, no allocation.
+inline sample_interval_parse parse_sample_interval(std::string_view text) noexcept {
     sample_interval_parse r;
-    if (text == nullptr) {
-        r.error = "no value";
+    detail::size_syntax syntax;
+    syntax.max_shift = 30;
+    syntax.fractions = false;
+    const detail::size_parse size = detail::parse_size(text, syntax);
+    if (!size.ok) {
+        r.error = size.error;
         return r;
     }
-    const char* p = text;
-    while (*p == ' ' || *p == '\t') ++p;
-    if (*p < '0' || *p > '9') {
-        r.error = *p == '\0' ? "empty value" : "expected a positive number of bytes";
-        return r;
-    }
-    std::uint64_t v = 0;
-    for (; *p >= '0' && *p <= '9'; ++p) {
-        const auto digit = static_cast<std::uint64_t>(*p - '0');
-        if (v > (max_sample_interval - digit) / 10) {
-            r.error = "value too large (at most 1 TiB)";
-            return r;
-        }
-        v = v * 10 + digit;
-    }
-    unsigned shift = 0;
-    switch (*p) {
-        case 'k': case 'K': shift = 10; ++p; break;
-        case 'm': case 'M': shift = 20; ++p; break;
-        case 'g': case 'G': shift = 30; ++p; break;
-        default: break;
-    }
-    if (shift != 0 && p[0] == 'i' && p[1] == 'B') p += 2;
-    else if (*p == 'B' || (shift == 0 && *p == 'b')) ++p;
-    while (*p == ' ' || *p == '\t') ++p;
-    if (*p != '\0') {
-        r.error = "unexpected characters after the number (use e.g. 524288, 512k or 1M)";
-        return r;
-    }
-    if (v == 0) {
+    if (size.value == 0) {
         r.error = "must be at least 1 (1 records every allocation)";
         return r;
     }
-    if (v > (max_sample_interval >> shift)) {
+    if (size.value > max_sample_interval) {
         r.error = "value too large (at most 1 TiB)";
         return r;
     }
     r.ok = true;
-    r.value = v << shift;
+    r.value = size.value;
+    return r;
+}
+
+/// parse_sample_interval for a C string (an environment value); null is "no value".
+inline sample_interval_parse parse_sample_interval(const char* text) noexcept {
+    if (text != nullptr) return parse_sample_interval(std::string_view(text));
+    sample_interval_parse r;
+    r.error = "no value";
     return r;
 }
 

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "../config.hpp"
+#include "../detail/format_bytes.hpp"
 #include "../detail/internal_alloc.hpp"
 #include "../detail/internal_section.hpp"
 #include "../detail/symbols.hpp"
@@ -90,17 +91,15 @@ inline void appendf(detail::internal_string& s, const char* format, ...) {
     if (n > 0) s.append(buf, static_cast<std::size_t>(n) < sizeof buf ? static_cast<std::size_t>(n) : sizeof buf - 1);
 }
 
-/// Appends "<n> bytes (<human>)".
+/// Appends "<n> B" below 1 KiB, else "<human> (<n> B)" (detail::format_bytes).
 inline void append_bytes(detail::internal_string& s, std::int64_t n) {
-    static const char* const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double v = static_cast<double>(n < 0 ? -n : n);
-    int u = 0;
-    while (v >= 1024.0 && u < 5) {
-        v /= 1024.0;
-        ++u;
+    const std::uint64_t magnitude = n < 0 ? 0 - static_cast<std::uint64_t>(n) : static_cast<std::uint64_t>(n);
+    if (magnitude < 1024) {
+        appendf(s, "%lld B", static_cast<long long>(n));
+        return;
     }
-    if (u == 0) appendf(s, "%lld B", static_cast<long long>(n));
-    else appendf(s, "%s%.1f %s (%lld B)", n < 0 ? "-" : "", v, units[u], static_cast<long long>(n));
+    const detail::byte_text human = detail::format_bytes(magnitude, detail::byte_style::one_decimal);
+    appendf(s, "%s%s (%lld B)", n < 0 ? "-" : "", human.c_str(), static_cast<long long>(n));
 }
 
 }  // namespace report_impl

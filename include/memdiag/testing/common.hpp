@@ -56,6 +56,7 @@
 #include "../env.hpp"
 #include "../hook_status.hpp"
 #include "../result.hpp"
+#include "../sampler.hpp"
 #include "../stats.hpp"
 
 // MEMDIAG_TESTING_NO_HEAP_PROFILE: leave the heap profiler out of the test
@@ -187,9 +188,10 @@ inline bool apply_setting(settings& s, std::string_view name, std::string_view v
         if (detail::parse_count(value, n)) s.top_sites = static_cast<std::size_t>(n);
         else error("'" + std::string(value) + "' is not a count");
     } else if (name == "sample-interval") {
-        const auto size = env::parse_size(value);
-        if (size && size.value > 0) s.sample_interval = size.value;
-        else error("'" + std::string(value) + "' is not a positive size");
+        // The same grammar and bounds as MEMDIAG_SAMPLE_INTERVAL read by the profiler.
+        const sample_interval_parse size = parse_sample_interval(value);
+        if (size.ok) s.sample_interval = size.value;
+        else error("'" + std::string(value) + "': " + size.error);
     } else if (name == "test-budget") {
         limits lim;
         const result r = parse_budget_spec(value, lim);
