@@ -131,6 +131,34 @@ TEST_CASE("budget specs parse and reject nonsense", "[testing][catch2]") {
     CHECK_FALSE(memdiag::testing::parse_budget_spec("", lim));
 }
 
+TEST_CASE("size settings share the one size parser and say what is wrong", "[testing][catch2]") {
+    memdiag::limits lim;
+    REQUIRE(memdiag::testing::parse_budget_spec("bytes=1.5K,peak=2MiB", lim));
+    CHECK(lim.bytes() == 1536);
+    CHECK(lim.peak_bytes() == 2u << 20);
+    const memdiag::result huge = memdiag::testing::parse_budget_spec("bytes=99999999999P", lim);
+    CHECK_FALSE(huge);
+    CHECK(std::string(huge.message()).find("too large") != std::string::npos);
+    const memdiag::result unit = memdiag::testing::parse_budget_spec("peak=12 parsecs", lim);
+    CHECK_FALSE(unit);
+    CHECK(std::string(unit.message()).find("unknown unit") != std::string::npos);
+
+    // --memdiag-sample-interval reads MEMDIAG_SAMPLE_INTERVAL's grammar and
+    // bounds (sampler.hpp): 64k yes; 2T (above 1 TiB) and 1.5M no, with why.
+    auto saved = memdiag::testing::config();
+    memdiag::testing::config().errors.clear();
+    CHECK(memdiag::testing::parse_option("--memdiag-sample-interval=64k"));
+    CHECK(memdiag::testing::config().sample_interval == 65536);
+    CHECK(memdiag::testing::config().errors.empty());
+    CHECK(memdiag::testing::parse_option("--memdiag-sample-interval=2T"));
+    CHECK(memdiag::testing::parse_option("--memdiag-sample-interval=1.5M"));
+    CHECK(memdiag::testing::config().sample_interval == 65536);
+    REQUIRE(memdiag::testing::config().errors.size() == 2);
+    CHECK(memdiag::testing::config().errors[0].find("'2T'") != std::string::npos);
+    CHECK(memdiag::testing::config().errors[1].find("fractions") != std::string::npos);
+    memdiag::testing::config() = saved;
+}
+
 TEST_CASE("baseline files round-trip and bad lines are errors", "[testing][catch2]") {
     memdiag::testing::baseline b;
     REQUIRE(b.parse("memdiag-baseline 1\n# comment\n12 4096 parser handles empty input\r\n3 96 a/b c\n"));
