@@ -32,9 +32,12 @@ struct size_parse {
 
 namespace parse_size_impl {
 
+/// Spaces, tabs, CR and LF: what surrounds a value read from a file or a shell.
 inline bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+/// A decimal digit (no locale).
 inline bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 
+/// A refusal carrying its reason.
 inline size_parse fail(const char* why) noexcept {
     size_parse r;
     r.error = why;
@@ -70,10 +73,9 @@ inline int unit_shift(char c) noexcept {
 /// Parses a size: decimal digits, optionally ".digits", optionally a unit K, M,
 /// G, T or P (powers of 1024, case ignored) optionally followed by "iB" or "B"
 /// ("ib", "b" too), or a lone "B"; spaces around the whole are ignored. Refuses
-/// anything else, with a reason: empty text, signs, hex, exponents ("1e9" would
-/// otherwise read as 1 EiB-ish nonsense), a space before the unit, units above
-/// syntax.max_shift, fractions when syntax.fractions is false, and any value
-/// above 2^64 - 1 (never wraps).
+/// anything else, with a reason: empty text, signs, hex, exponents ("1e9"), a
+/// space before the unit, units above syntax.max_shift, fractions when
+/// syntax.fractions is false, and any value above 2^64 - 1 (never wraps).
 inline size_parse parse_size(std::string_view text, size_syntax syntax = {}) noexcept {
     using namespace parse_size_impl;
     while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
