@@ -165,7 +165,8 @@ smoke() {
 # Each public header compiles on its own (no hidden include-order dependence).
 headers_alone() {
   local cxx=$1 flags=$2 h n=0
-  for h in include/memdiag/*.hpp include/memdiag/snapshot/*.hpp; do
+  for h in include/memdiag/*.hpp include/memdiag/snapshot/*.hpp include/memdiag/env/*.hpp \
+    include/memdiag/testing/{options,assertions,baseline,listener,common}.hpp; do
     # shellcheck disable=SC2086
     printf '#include <memdiag/%s>\n#include <memdiag/%s>\n' "${h#include/memdiag/}" "${h#include/memdiag/}" |
       "$cxx" -std=c++17 -Wall -Wextra -Wpedantic -Werror $flags -Iinclude -fsyntax-only -x c++ - ||
