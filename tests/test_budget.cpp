@@ -511,6 +511,150 @@ TEST_CASE("leak_check catches a deliberate leak", "[budget][leak]") {
     delete[] leaked;
 }
 
+// Issue 13: leak checks count what the scope allocated and did not free, block
+// by block; a net figure let the free of an older block hide a leak.
+TEST_CASE("leak_check: freeing an older block does not hide a same-size leak", "[budget][leak]") {
+    char* old = new_chars(64);
+    char* leaked = nullptr;
+    memdiag::allocation_stats seen;
+    {
+        memdiag::leak_check check{breach_policy::callback};
+        delete[] old;
+        leaked = new_chars(64);
+        seen = check.used();
+    }
+    CHECK(seen.live_bytes >= 64);
+    CHECK(seen.live_allocations == 1);
+    CHECK(seen.allocations == 1);
+    CHECK(seen.deallocations == 1);
+    // The throw policy reports it too.
+    old = new_chars(64);
+    memdiag::leak_check throwing{breach_policy::throw_exception, "swap"};
+    delete[] old;
+    char* again = new_chars(64);
+    try {
+        throwing.finish();
+        FAIL("the leak was hidden by the free of an older block");
+    } catch (const memdiag::budget_exceeded& e) {
+        CHECK(std::string(e.what()).find("leak in 'swap': ") != std::string::npos);
+        CHECK(e.info().live_allocations == 1);
+    }
+    delete[] again;
+    delete[] leaked;
+}
+
+TEST_CASE("leak_check: a scope that frees only older blocks reports no leak", "[budget][leak]") {
+    char* a = new_chars(100);
+    char* b = new_chars(200);
+    memdiag::allocation_stats seen;
+    bool leaking = true;
+    {
+        memdiag::leak_check check{breach_policy::throw_exception};
+        delete[] a;
+        delete[] b;
+        seen = check.used();
+        leaking = check.leaking();
+    }  // would throw on a leak
+    CHECK_FALSE(leaking);
+    CHECK(seen.live_bytes == 0);  // not negative
+    CHECK(seen.live_allocations == 0);
+    CHECK(seen.deallocations == 2);
+    CHECK(seen.bytes_freed >= 300);
+}
+
+TEST_CASE("leak_check: nested scopes each own the blocks born in them", "[budget][leak]") {
+    char* before = new_chars(48);
+    memdiag::leak_check outer{breach_policy::callback};
+    char* in_outer = new_chars(48);
+    char* in_inner = nullptr;
+    memdiag::allocation_stats inner_seen, outer_seen;
+    {
+        memdiag::leak_check inner{breach_policy::callback};
+        delete[] before;    // older than both: lowers neither
+        delete[] in_outer;  // born in outer only: lowers outer, not inner
+        in_inner = new_chars(48);
+        inner_seen = inner.used();
+        outer_seen = outer.used();
+    }
+    CHECK(inner_seen.live_allocations == 1);
+    CHECK(inner_seen.live_bytes >= 48);
+    CHECK(outer_seen.live_allocations == 1);  // in_inner; in_outer is freed
+    CHECK(outer_seen.live_bytes == inner_seen.live_bytes);
+    delete[] in_inner;  // born in outer too: freeing it after inner ended clears outer
+    const memdiag::allocation_stats after = outer.used();
+    CHECK(after.live_bytes == 0);
+    CHECK(after.live_allocations == 0);
+    CHECK_FALSE(outer.leaking());
+}
+
+TEST_CASE("max_live_bytes: freeing an older block does not hide a leak", "[budget][leak]") {
+    char* old = new_chars(500);
+    char* leaked = nullptr;
+    try {
+        scoped_budget guard{limits{}.max_live_bytes(100), "held"};
+        delete[] old;
+        leaked = new_chars(500);
+        guard.finish();
+        FAIL("no breach");
+    } catch (const memdiag::budget_exceeded& e) {
+        CHECK(e.which() == memdiag::limit_kind::live_bytes);
+        CHECK(e.info().attempted >= 500);
+    }
+    delete[] leaked;
+}
+
+TEST_CASE("leak_check: tracking_allocator blocks are owned by the scope they were born in", "[budget][leak]") {
+    memdiag::tracker t{"leak owner"};
+    memdiag::tracking_allocator<char> a{t};
+    char* old = a.allocate(256);
+    char* leaked = nullptr;
+    memdiag::allocation_stats seen;
+    {
+        memdiag::leak_check check{breach_policy::callback};
+        a.deallocate(old, 256);
+        leaked = a.allocate(256);
+        seen = check.used();
+    }
+    CHECK(seen.live_bytes == 256);
+    CHECK(seen.live_allocations == 1);
+    a.deallocate(leaked, 256);
+}
+
+TEST_CASE("leak_check: a thread joined to a leak-checking budget", "[budget][leak][threads]") {
+    // The worker starts before the budget: its std::thread state, allocated by
+    // this thread and freed by the worker, is no part of the scope.
+    std::atomic<memdiag::budget_handle*> handle{nullptr};
+    std::atomic<bool> done{false};
+    char* leaked = nullptr;
+    std::thread worker([&] {
+        char* old = new_chars(80);  // before joining: not the budget's
+        memdiag::budget_handle* h = nullptr;
+        while ((h = handle.load()) == nullptr) std::this_thread::yield();
+        {
+            memdiag::budget_join join{*h};
+            delete[] old;
+            leaked = new_chars(80);  // the budget's, and never freed inside it
+        }
+        done = true;
+    });
+    memdiag::allocation_stats seen;
+    std::uint64_t breaches = 0;
+    {
+        scoped_budget guard{limits{}.max_live_bytes(0), breach_policy::callback};
+        memdiag::budget_handle h = guard.handle();
+        handle = &h;
+        while (!done) std::this_thread::yield();
+        seen = guard.used();
+        guard.finish();
+        breaches = guard.breaches();
+    }
+    worker.join();
+    CHECK(seen.live_allocations == 1);
+    CHECK(seen.live_bytes >= 80);
+    CHECK(breaches == 1);
+    delete[] leaked;
+}
+
 // ---- fault injection --------------------------------------------------------
 
 TEST_CASE("fault injection over std::map insert keeps the strong guarantee", "[budget][injection]") {

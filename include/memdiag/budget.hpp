@@ -55,7 +55,7 @@ enum class limit_kind {
     bytes,        ///< total bytes allocated inside the scope
     allocations,  ///< number of allocations inside the scope
     peak_bytes,   ///< live bytes grown inside the scope, at any moment
-    live_bytes    ///< live bytes grown inside the scope and still held when it ends
+    live_bytes    ///< bytes allocated inside the scope and still held when it ends (see limits::max_live_bytes)
 };
 
 /// Name of a limit, as used in reports ("max_bytes" ...).
@@ -322,6 +322,14 @@ public:
     /// Live bytes may grow by at most n inside the scope, at any moment.
     limits& max_peak_bytes(std::uint64_t n) noexcept { return set(peak_, n); }
     /// At most n bytes allocated inside the scope may still be held when it ends.
+    /// Counted per block: the budget's used().live_bytes is what blocks born
+    /// in the scope (on its thread, or a joined one) still hold. Freeing a
+    /// block allocated before the scope does not lower it (it is not the
+    /// scope's), so a scope that frees old memory and leaks as much new memory
+    /// still reports the leak; a block realloc'd inside the scope is born
+    /// there. A block freed by a thread that does not count into the scope
+    /// stays counted. Process-wide budgets (scope_kind::process) keep the net
+    /// figure: bytes allocated minus bytes freed by every thread.
     limits& max_live_bytes(std::uint64_t n) noexcept { return set(live_, n); }
     /// The function breach_policy::callback calls (from the allocating thread;
     /// inside operator new, so it must not throw unless the policy allows it).
@@ -379,6 +387,8 @@ struct budget_shared {
     std::atomic<bool> closed{false};
     std::atomic<std::uint64_t> joined_breaches{0};  ///< breaches seen on joined threads
     std::atomic<unsigned> over{0};  ///< limits crossed and still over (one bit per limit_kind)
+    /// Blocks born in the budget on any of its threads and not freed (leak checks).
+    std::atomic<std::int64_t> born_bytes{0}, born_allocations{0};
     struct scope_link* owner = nullptr;  ///< the budget; valid while listed as a process scope
     std::thread::id owner_thread;        ///< the thread that opened the budget (fork drops others')
     budget_shared* next_process = nullptr;
@@ -405,6 +415,10 @@ struct scope_link {
     // Thread counters when the scope opened (thread scopes without `shared`).
     std::uint64_t start_allocations = 0, start_deallocations = 0, start_bytes = 0, start_freed = 0;
     std::uint64_t peak_growth = 0;
+    /// A leak check (max_live_bytes set): its live figures are the blocks born
+    /// in it and not freed, counted here (or in `shared`), not a net balance.
+    bool births = false;
+    std::int64_t born_bytes = 0, born_allocations = 0;
     budget_shared* shared = nullptr;
 };
 
@@ -428,7 +442,19 @@ inline allocation_stats scope_figures(const scope_link& l, const thread_state* s
         st.bytes_freed = s->bytes_freed - l.start_freed;
         st.peak_live_bytes = l.peak_growth;
     }
-    return st.update_live();
+    st.update_live();
+    if (l.births) {
+        // What the scope allocated and did not free: frees of older blocks do
+        // not lower it (they are not the scope's).
+        if (l.shared != nullptr) {
+            st.live_bytes = l.shared->born_bytes.load(std::memory_order_relaxed);
+            st.live_allocations = l.shared->born_allocations.load(std::memory_order_relaxed);
+        } else {
+            st.live_bytes = l.born_bytes;
+            st.live_allocations = l.born_allocations;
+        }
+    }
+    return st;
 }
 
 /// The crossing state of a scope's limits: the budget's own when threads share it.
@@ -682,7 +708,50 @@ inline void end_peak_crossing(std::atomic<unsigned>& over, std::int64_t growth, 
         over.fetch_and(~bit);
 }
 
-inline void budget_count(thread_state* s, std::size_t size, bool allocation) noexcept {
+/// Adds (or takes back) a block in the born figures of leak-checking scope l.
+inline void count_birth(scope_link& l, std::int64_t bytes, std::int64_t blocks) noexcept {
+    if (l.shared != nullptr) {
+        if (l.shared->closed.load(std::memory_order_relaxed)) return;
+        l.shared->born_bytes.fetch_add(bytes, std::memory_order_relaxed);
+        l.shared->born_allocations.fetch_add(blocks, std::memory_order_relaxed);
+    } else {
+        l.born_bytes += bytes;
+        l.born_allocations += blocks;
+    }
+}
+
+/// Says once per process that a leak check lost track of a block.
+MEMDIAG_COLD inline void say_birth_lost() noexcept {
+    static std::atomic<bool> said{false};
+    if (said.exchange(true)) return;
+    internal_section quiet;
+    static const char msg[] =
+        "memdiag: warning: out of memory for leak-check bookkeeping: a block allocated inside a leak check "
+        "will be reported as leaked even when it is freed\n";
+    std::fwrite(msg, 1, sizeof msg - 1, stderr);
+}
+
+/// Leak-checking scopes are open on s's thread: note the block born at p, or
+/// take a freed block out of the figures of the scopes it was born in.
+inline void count_births(thread_state* s, void* p, std::size_t size, bool allocation) noexcept {
+    const auto n = static_cast<std::int64_t>(size);
+    if (allocation) {
+        // The birth tag: s->allocations already counts this allocation, and a
+        // scope opened when it was N owns the blocks tagged above N.
+        if (!s->births.insert(p, size, s->allocations)) say_birth_lost();
+        for (scope_link* l = s->scopes; l != nullptr; l = l->outer)
+            if (l->births) count_birth(*l, n, 1);
+        return;
+    }
+    birth_entry e;
+    if (!s->births.take(p, e)) return;  // born before every open leak check, or on another thread
+    const auto born = static_cast<std::int64_t>(e.size);
+    for (scope_link* l = s->scopes; l != nullptr; l = l->outer)
+        if (l->births && e.birth > l->start_allocations) count_birth(*l, -born, -1);
+}
+
+inline void budget_count(thread_state* s, void* p, std::size_t size, bool allocation) noexcept {
+    if (s != nullptr && s->birth_scopes > 0) count_births(s, p, size, allocation);
     if (!allocation && t_uncharged_free_pending) {
         // The free of a budget_exceeded memdiag threw, whose allocation no
         // budget was charged for: thread scopes leave it out of their figures,
@@ -715,15 +784,15 @@ inline void budget_count(thread_state* s, std::size_t size, bool allocation) noe
     }
     if (g_registry.global_slow.load(std::memory_order_relaxed) & slow_process_scope) {
         spin_guard g(g_process_scopes_lock);
-        for (budget_shared* p = g_process_scopes; p != nullptr; p = p->next_process) {
-            count_shared(*p, size, allocation);
-            if (!allocation) end_peak_crossing(p->over, p->live.load(), p->lim.peak_bytes());
+        for (budget_shared* b = g_process_scopes; b != nullptr; b = b->next_process) {
+            count_shared(*b, size, allocation);
+            if (!allocation) end_peak_crossing(b->over, b->live.load(), b->lim.peak_bytes());
         }
     }
 }
 
-inline void budget_allocated(thread_state* s, std::size_t size) { budget_count(s, size, true); }
-inline void budget_freed(thread_state* s, std::size_t size) { budget_count(s, size, false); }
+inline void budget_allocated(thread_state* s, void* p, std::size_t size) { budget_count(s, p, size, true); }
+inline void budget_freed(thread_state* s, void* p, std::size_t size) { budget_count(s, p, size, false); }
 
 /// Fork child, process-scope lock held: budgets opened by threads that do not
 /// exist in the child end there. Their process-wide budgets leave the list
@@ -798,6 +867,8 @@ inline thread_state* push_scope(scope_link& l) noexcept {
     l.start_bytes = s->bytes_allocated;
     l.start_freed = s->bytes_freed;
     l.outer = s->scopes;
+    l.births = l.lim.live_bytes() != limits::unlimited;
+    if (l.births) ++s->birth_scopes;
     s->scopes = &l;
     arm_thread();
     return s;
@@ -810,6 +881,8 @@ inline void pop_scope(thread_state* s, scope_link& l) noexcept {
     for (scope_link** p = &s->scopes; *p != nullptr; p = &(*p)->outer) {
         if (*p == &l) {
             *p = l.outer;
+            // The last leak check ended: no later scope can own the blocks noted.
+            if (l.births && --s->birth_scopes == 0) s->births.clear();
             disarm_thread();
             scope_closed(s);  // the thread may have exited while this scope was open
             return;
@@ -1006,8 +1079,11 @@ inline budget_handle scoped_budget::handle() {
         link_.shared->deallocations.store(so_far.deallocations);
         link_.shared->bytes.store(so_far.bytes_allocated);
         link_.shared->freed.store(so_far.bytes_freed);
-        link_.shared->live.store(so_far.live_bytes);
+        // Net growth (a leak check's used() gives its born figures instead).
+        link_.shared->live.store(static_cast<std::int64_t>(so_far.bytes_allocated - so_far.bytes_freed));
         link_.shared->peak.store(so_far.peak_live_bytes);
+        link_.shared->born_bytes.store(link_.born_bytes);
+        link_.shared->born_allocations.store(link_.born_allocations);
     }
     return budget_handle(link_.shared);
 #else
@@ -1082,6 +1158,11 @@ double allocs_per_run(std::size_t runs, F&& f) {
 /// A check at scope end that nothing allocated inside was left allocated.
 /// With breach_policy::report (the default) it prints what leaked; with
 /// throw_exception its destructor (or finish()) throws budget_exceeded.
+/// A leak is a block allocated inside the scope (this thread, or threads
+/// joined to it) and not freed when it ends; freeing memory allocated before
+/// the scope neither hides a leak nor makes the figures negative (see
+/// limits::max_live_bytes). Cost: while a leak_check is open, each allocation
+/// and free of its thread also updates a per-thread table of live blocks.
 /// Exception safety: as scoped_budget (construction and used() never throw;
 /// the destructor does not throw while an exception is in flight).
 class leak_check {
@@ -1090,7 +1171,9 @@ public:
     explicit leak_check(breach_policy policy = breach_policy::report, const char* name = "leak_check",
                         source_place where = source_place::caller()) noexcept
         : scope_(limits{}.max_live_bytes(0), policy, scope_kind::this_thread, name, where) {}
-    /// Bytes and allocations leaked so far (what is still held).
+    /// Bytes and allocations leaked so far: live_bytes and live_allocations
+    /// are the blocks allocated inside the scope and still held (never negative);
+    /// the other figures count every event of the scope.
     allocation_stats used() const noexcept { return scope_.used(); }
     /// True when something is still held.
     bool leaking() const noexcept { return used().live_bytes > 0; }

@@ -36,9 +36,10 @@ namespace detail {
 struct event_handlers {
     /// May the allocation proceed? May throw when may_throw (a budget's throw policy).
     std::atomic<bool (*)(thread_state*, tracker_slot&, std::size_t, bool)> budget_admit{nullptr};
-    /// After a successful allocation / before a deallocation (scope accounting).
-    std::atomic<void (*)(thread_state*, std::size_t)> budget_allocated{nullptr};
-    std::atomic<void (*)(thread_state*, std::size_t)> budget_freed{nullptr};
+    /// After a successful allocation / before a deallocation (scope accounting;
+    /// the address tells leak checks whether a freed block was born in a scope).
+    std::atomic<void (*)(thread_state*, void*, std::size_t)> budget_allocated{nullptr};
+    std::atomic<void (*)(thread_state*, void*, std::size_t)> budget_freed{nullptr};
     /// Heap profiler: sample an allocation, forget a freed sampled block.
     std::atomic<void (*)(thread_state*, void*, std::size_t)> profile_allocated{nullptr};
     std::atomic<void (*)(void*)> profile_freed{nullptr};
@@ -69,14 +70,14 @@ MEMDIAG_COLD inline bool admit_slow(tracker_slot& t, std::size_t size, bool may_
 // requested: the size the program asked for (the heap profiler records it);
 // size: what is counted (the global hook counts usable sizes).
 MEMDIAG_COLD inline void allocated_slow(thread_state* s, void* p, std::size_t size, std::size_t requested) noexcept {
-    if (auto f = g_handlers.budget_allocated.load(std::memory_order_acquire)) f(s, size);
+    if (auto f = g_handlers.budget_allocated.load(std::memory_order_acquire)) f(s, p, size);
     if (g_registry.global_slow.load(std::memory_order_relaxed) & slow_profiler) {
         if (auto f = g_handlers.profile_allocated.load(std::memory_order_acquire)) f(s, p, requested);
     }
 }
 
 MEMDIAG_COLD inline void freed_slow(thread_state* s, void* p, std::size_t size) noexcept {
-    if (auto f = g_handlers.budget_freed.load(std::memory_order_acquire)) f(s, size);
+    if (auto f = g_handlers.budget_freed.load(std::memory_order_acquire)) f(s, p, size);
     if (g_registry.global_slow.load(std::memory_order_relaxed) & slow_profiler) {
         if (auto f = g_handlers.profile_freed.load(std::memory_order_acquire)) f(p);
     }

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "../config.hpp"
+#include "birth_table.hpp"
 #include "internal_alloc.hpp"
 
 #if MEMDIAG_POSIX
@@ -148,6 +149,10 @@ struct thread_state {
     /// outlives the thread's reaper still unlinks from live memory.
     scope_link* scopes = nullptr;
     bool exit_pending = false;  ///< the reaper ran while scopes were open: retire at the last pop
+    /// Live blocks allocated while a leak-checking scope is open (see
+    /// birth_table.hpp); kept only while birth_scopes > 0.
+    birth_table births;
+    unsigned birth_scopes = 0;  ///< open scopes of this thread that need births
     void* injection = nullptr;     ///< active fault injection (budget.hpp)
     std::int64_t sample_countdown = 0;  ///< bytes until the next heap-profile sample
     std::uint32_t sample_epoch = 0;     ///< profiler generation this countdown belongs to
