@@ -802,3 +802,26 @@ TEST_CASE("a budget with dump_on_breach writes a heap snapshot", "[budget][snaps
     memdiag::heap_profiler::set_dump_path("");
     if (!was_running) memdiag::heap_profiler::stop();
 }
+
+// Issue 17: one frame filter for breach reports and heap profiles. The old
+// budget rule matched prefixes, so a program's own `malloc_site` vanished from
+// breach stacks.
+TEST_CASE("frame filter: allocation machinery, and only it", "[budget][stack]") {
+    using memdiag::detail::is_allocation_frame;
+    CHECK(is_allocation_frame("malloc"));
+    CHECK(is_allocation_frame("free"));
+    CHECK(is_allocation_frame("operator new(unsigned long)"));
+    CHECK(is_allocation_frame("operator delete[](void*)"));
+    CHECK(is_allocation_frame("_Znwm"));
+    CHECK(is_allocation_frame("_ZN7memdiag6detail12admit_slowEv"));
+    CHECK(is_allocation_frame("memdiag::detail::budget_admit(memdiag::detail::thread_state*)"));
+    CHECK(is_allocation_frame("memdiag::allocation_stats memdiag::measure<F>(F&&)"));
+    CHECK(is_allocation_frame("std::__new_allocator<int>::allocate(unsigned long, void const*)"));
+    CHECK(is_allocation_frame("std::allocator_traits<std::allocator<int> >::allocate(std::allocator<int>&, unsigned long)"));
+    CHECK_FALSE(is_allocation_frame("malloc_site.constprop.0"));
+    CHECK_FALSE(is_allocation_frame("reallocate_buffers(int)"));
+    CHECK_FALSE(is_allocation_frame("std::vector<memdiag::tracker*>::push_back(memdiag::tracker* const&)"));
+    CHECK_FALSE(is_allocation_frame("parse(std::string const&)"));
+    CHECK_FALSE(is_allocation_frame(""));
+    CHECK_FALSE(is_allocation_frame(nullptr));
+}

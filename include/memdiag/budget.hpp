@@ -22,6 +22,7 @@
 #include <new>
 #include <utility>
 
+#include "detail/frame_filter.hpp"
 #include "detail/internal_section.hpp"
 #include "detail/symbols.hpp"
 #include "detail/throw.hpp"
@@ -169,15 +170,6 @@ inline std::size_t format_breach_stack(const breach_info& b, char* buf, std::siz
     return used;
 }
 
-/// True for frames of the hook itself: memdiag's own code and the allocation
-/// entry points that lead into it.
-inline bool is_hook_frame(const internal_string& name) noexcept {
-    auto starts = [&](const char* prefix) { return name.compare(0, std::strlen(prefix), prefix) == 0; };
-    return starts("memdiag::") || starts("operator new") || starts("malloc") || starts("calloc") ||
-           starts("realloc") || starts("std::__new_allocator") || starts("__gnu_cxx::new_allocator") ||
-           starts("std::allocator_traits") || starts("std::allocator<");
-}
-
 /// Captures the stack of the allocation that crossed a limit, without the
 /// hook's frames. Calls out (unwinder, symbol tables, dladdr): never call it
 /// with a memdiag lock held.
@@ -189,8 +181,10 @@ inline void capture_breach_stack(breach_info& info) noexcept {
     internal_section quiet;
     breach_symbols names;
     std::size_t first = 0;
-    for (std::size_t i = 0; i < n; ++i)
-        if (is_hook_frame(names.get().function_name(frames[i] - 1))) first = i + 1;
+    for (std::size_t i = 0; i < n; ++i) {
+        const internal_string name = names.get().function_name(frames[i] - 1);
+        if (is_allocation_frame(name.data(), name.size())) first = i + 1;
+    }
     if (first >= n) first = 0;  // nothing but hook frames: keep everything
     for (std::size_t i = first; i < n && info.stack_depth < 16; ++i) info.stack[info.stack_depth++] = frames[i];
 #endif
@@ -686,7 +680,8 @@ inline bool budget_admit(thread_state* s, tracker_slot&, std::size_t size, bool 
     return true;
 }
 
-inline void count_shared(budget_shared& b, std::size_t size, bool allocation) noexcept {
+/// Charges an event to a budget whose counters threads share.
+inline void charge_shared(budget_shared& b, std::size_t size, bool allocation) noexcept {
     const auto r = std::memory_order_relaxed;
     const auto n = static_cast<std::int64_t>(size);
     if (allocation) {
@@ -769,7 +764,7 @@ inline void budget_count(thread_state* s, void* p, std::size_t size, bool alloca
         for (scope_link* l = s->scopes; l != nullptr; l = l->outer) {
             if (l->shared != nullptr) {
                 if (!l->shared->closed.load(std::memory_order_relaxed)) {
-                    count_shared(*l->shared, size, allocation);
+                    charge_shared(*l->shared, size, allocation);
                     if (!allocation) end_peak_crossing(l->shared->over, l->shared->live.load(), l->lim.peak_bytes());
                 }
                 continue;
@@ -785,7 +780,7 @@ inline void budget_count(thread_state* s, void* p, std::size_t size, bool alloca
     if (g_registry.global_slow.load(std::memory_order_relaxed) & slow_process_scope) {
         spin_guard g(g_process_scopes_lock);
         for (budget_shared* b = g_process_scopes; b != nullptr; b = b->next_process) {
-            count_shared(*b, size, allocation);
+            charge_shared(*b, size, allocation);
             if (!allocation) end_peak_crossing(b->over, b->live.load(), b->lim.peak_bytes());
         }
     }

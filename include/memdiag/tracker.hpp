@@ -134,7 +134,7 @@ MEMDIAG_COLD inline void publish_drift(shard& sh, tracker_slot& t) noexcept {
 
 /// Counting without a shard: trackers beyond MEMDIAG_MAX_TRACKERS, threads
 /// that are starting or have exited.
-MEMDIAG_COLD inline void count_shared(tracker_slot& t, std::size_t size, bool allocation) noexcept {
+MEMDIAG_COLD inline void count_unsharded(tracker_slot& t, std::size_t size, bool allocation) noexcept {
     const auto r = std::memory_order_relaxed;
     const auto n = static_cast<std::int64_t>(size);
     if (allocation) {
@@ -199,7 +199,7 @@ inline std::atomic<std::uint64_t> g_reentrant_events{0};
 
 /// An event on a thread holding a memdiag lock (see g_reentrant_events).
 MEMDIAG_COLD inline void count_reentrant(tracker_slot& t, std::size_t size, bool allocation) noexcept {
-    count_shared(t, size, allocation);
+    count_unsharded(t, size, allocation);
     g_reentrant_events.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -211,7 +211,7 @@ MEMDIAG_COLD inline void record_allocation_slow(tracker_slot& t, void* p, std::s
     if (MEMDIAG_UNLIKELY(holding_lock(guards))) return count_reentrant(t, size, true);
     thread_state* s = current_thread_state();
     if (s != nullptr && t.shard_index >= 0) shard_allocated(s->shards[t.shard_index], t, size);
-    else count_shared(t, size, true);
+    else count_unsharded(t, size, true);
     if (in_nested_event(guards) || s == nullptr) return;
     ++s->allocations;
     s->bytes_allocated += size;
@@ -225,7 +225,7 @@ MEMDIAG_COLD inline void record_deallocation_slow(tracker_slot& t, void* p, std:
     if (MEMDIAG_UNLIKELY(holding_lock(guards))) return count_reentrant(t, size, false);
     thread_state* s = current_thread_state();
     if (s != nullptr && t.shard_index >= 0) shard_freed(s->shards[t.shard_index], t, size);
-    else count_shared(t, size, false);
+    else count_unsharded(t, size, false);
     if (in_nested_event(guards) || s == nullptr) return;
     ++s->deallocations;
     s->bytes_freed += size;

@@ -21,6 +21,8 @@
 #include "../config.hpp"
 #include "birth_table.hpp"
 #include "internal_alloc.hpp"
+#include "spin_lock.hpp"
+#include "thread_head.hpp"
 
 #if MEMDIAG_POSIX
 #include <pthread.h>
@@ -47,64 +49,6 @@ inline void atomic_max(relaxed_u64& m, std::uint64_t v) noexcept {
     while (cur < v && !m.compare_exchange_weak(cur, v, std::memory_order_relaxed)) {
     }
 }
-
-struct thread_state;
-
-/// Lifecycle of a thread as the hooks see it.
-enum thread_phase : unsigned char { phase_fresh = 0, phase_initializing, phase_active, phase_exited };
-
-/// Units of thread_head::guards. One word, so the hot path tests one value:
-/// zero means "count on the fast path".
-enum : std::uint64_t {
-    guard_internal = 1,                  ///< bits 0-15: memdiag's own work; events pass unobserved
-    guard_event = std::uint64_t{1} << 16,  ///< bits 16-23: inside an outer event; nested events only count
-    guard_lock = std::uint64_t{1} << 24,   ///< bits 24-31: holding a memdiag lock (see spin_guard)
-    guard_armed = std::uint64_t{1} << 32   ///< bits 32-63: scopes / fault injection need the slow path
-};
-
-/// Trivially constructible per-thread head: initial-exec TLS, no TLS wrapper calls.
-struct thread_head {
-    thread_state* state;
-    std::uint64_t guards;
-    unsigned char phase;
-};
-
-inline thread_local thread_head tls_head MEMDIAG_TLS_FAST = {nullptr, 0, phase_fresh};
-
-/// A tiny lock for the registry: constant-initialized and trivially destructible,
-/// so it works before main and after static destructors have run.
-class spinlock {
-public:
-    void lock() noexcept {
-        while (flag_.exchange(true, std::memory_order_acquire)) {
-            while (flag_.load(std::memory_order_relaxed)) std::this_thread::yield();
-        }
-    }
-    void unlock() noexcept { flag_.store(false, std::memory_order_release); }
-
-private:
-    std::atomic<bool> flag_{false};
-};
-
-/// RAII holder for a spinlock. Marks the thread as holding a memdiag lock
-/// (guard_lock), so that an allocation by a signal handler interrupting it is
-/// counted without taking a lock again instead of spinning forever.
-class spin_guard {
-public:
-    explicit spin_guard(spinlock& l) noexcept : lock_(l) {
-        tls_head.guards += guard_lock;
-        lock_.lock();
-    }
-    ~spin_guard() {
-        lock_.unlock();
-        tls_head.guards -= guard_lock;
-    }
-    spin_guard(const spin_guard&) = delete;
-    spin_guard& operator=(const spin_guard&) = delete;
-
-private:
-    spinlock& lock_;
-};
 
 /// The shared part of a tracker: totals of exited threads and of events counted
 /// without a shard, the published live balance, and the peak.
@@ -162,17 +106,6 @@ struct thread_state {
     thread_state* next = nullptr;
 };
 
-/// True inside an internal_section.
-MEMDIAG_ALWAYS_INLINE bool in_internal_section(std::uint64_t guards) noexcept { return (guards & 0xffffu) != 0; }
-/// True inside an outer event (nested_event).
-MEMDIAG_ALWAYS_INLINE bool in_nested_event(std::uint64_t guards) noexcept { return (guards & 0x00ff0000u) != 0; }
-/// True while the thread holds a memdiag lock: an event now comes from a
-/// signal handler that interrupted memdiag, and must not take a lock again.
-MEMDIAG_ALWAYS_INLINE bool holding_lock(std::uint64_t guards) noexcept { return (guards & 0xff000000u) != 0; }
-/// Makes this thread's events take the slow path (a scope or injection begins).
-inline void arm_thread() noexcept { tls_head.guards += guard_armed; }
-/// Undoes one arm_thread().
-inline void disarm_thread() noexcept { tls_head.guards -= guard_armed; }
 
 /// Process-wide bookkeeping, all constant-initialized so it works before main
 /// and after static destruction.
