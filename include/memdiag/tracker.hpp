@@ -31,7 +31,7 @@ namespace memdiag {
 
 namespace detail {
 
-/// Slow-path handlers installed by higher layers (budget.hpp, heap_profile.hpp).
+/// Slow-path handlers installed by higher layers (detail/budget_events.hpp, heap_profile.hpp).
 /// Events reach them only while the thread is armed (guards) or a global_slow bit is set.
 struct event_handlers {
     /// May the allocation proceed? May throw when may_throw (a budget's throw policy).
@@ -83,7 +83,7 @@ MEMDIAG_COLD inline void freed_slow(thread_state* s, void* p, std::size_t size) 
     }
 }
 
-/// A soft limit on the process tracker's live bytes (set_soft_limit in budget.hpp).
+/// A soft limit on the process tracker's live bytes (set_soft_limit, soft_limit.hpp).
 struct soft_limit_state {
     std::atomic<std::int64_t> threshold{-1};  ///< -1: none
     std::atomic<std::int64_t> rearm_below{0};

@@ -155,7 +155,7 @@ inline void budget_fork_child() noexcept {
     g_process_scopes_lock.unlock();
 }
 
-/// The budget layer's part in fork handling (thread_state.hpp).
+/// The budget layer's part in fork handling (fork.hpp).
 inline constexpr fork_participant budget_fork_participant{
     +[]() noexcept { g_process_scopes_lock.lock(); }, +[]() noexcept { g_process_scopes_lock.unlock(); },
     &budget_fork_child};

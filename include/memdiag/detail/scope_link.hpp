@@ -3,7 +3,7 @@
 // Each open budget has a scope_link. A thread budget's link lives in the
 // scoped_budget (or budget_join) object and is linked into its thread's chain,
 // which the thread's state owns: the state is not retired while a link is in
-// it (thread_state.hpp, thread_exiting), and links are unlinked only here
+// it (thread_exit.hpp, thread_exiting), and links are unlinked only here
 // (push_scope / pop_scope). Counters other threads share (process-wide
 // budgets, budgets with a budget_handle) live in a reference-counted
 // budget_shared in memdiag's internal memory, so a handle or a joined thread
