@@ -721,6 +721,34 @@ TEST_CASE("fault injection reports a leak on the failure path", "[budget][inject
     CHECK(r.leaked_bytes >= 100);
 }
 
+TEST_CASE("fault injection: freeing older memory does not hide a leak on the failure path", "[budget][injection][leak]") {
+    // Issue 13: a run that frees a block allocated before it and leaks one of
+    // the same size had a net figure of 0, so the leak went unseen.
+    std::vector<char*> pool;
+    for (int i = 0; i < 8; ++i) pool.push_back(new_chars(100));
+    char* pending = nullptr;
+    auto r = memdiag::fail_each_allocation(
+        [&] {
+            delete[] pool.back();  // older than the run
+            pool.pop_back();
+            char* fresh = new_chars(100);
+            pending = fresh;
+            char* scratch = new_chars(100);  // when this throws, `fresh` leaks
+            pending = nullptr;
+            delete[] scratch;
+            delete[] fresh;
+        },
+        [&] {
+            delete[] pending;
+            pending = nullptr;
+        });
+    for (char* p : pool) delete[] p;
+    CHECK(r.completed);
+    CHECK_FALSE(r.ok());
+    CHECK(r.leaking_attempt == 2);
+    CHECK(r.leaked_bytes >= 100);
+}
+
 TEST_CASE("fault injection reaches the tracking allocator", "[budget][injection]") {
     memdiag::tracker t{"injected"};
     std::vector<int, memdiag::tracking_allocator<int>> v{memdiag::tracking_allocator<int>{t}};

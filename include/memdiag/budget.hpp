@@ -62,36 +62,20 @@ public:
     explicit scoped_budget(const limits& lim, breach_policy policy = breach_policy::throw_exception,
                            scope_kind kind = scope_kind::this_thread, const char* name = "budget",
                            source_place where = source_place::caller()) noexcept {
-#if MEMDIAG_ENABLED
-        link_.lim = lim;
-        link_.policy = policy;
-        link_.name = name != nullptr ? name : "budget";
-        link_.where = where;
-        link_.process_wide = kind == scope_kind::process;
-        (void)detail::verify_global_hook(detail::hook_linked());  // once: a bypassed hook is said, not silent
-        detail::install_budget_handlers();
-        if (link_.process_wide) {
-            (void)detail::current_thread_state();  // registered: fork tells its scopes from others'
-
-            link_.shared = detail::new_shared(&link_);
-            if (link_.shared != nullptr) {
-                detail::spin_guard g(detail::g_process_scopes_lock);
-                link_.shared->next_process = detail::g_process_scopes;
-                detail::g_process_scopes = link_.shared;
-                detail::g_registry.global_slow.fetch_or(detail::slow_process_scope);
-            }
-        } else {
-            state_ = detail::push_scope(link_);
-        }
-#else
-        (void)lim, (void)policy, (void)kind, (void)name, (void)where;
-#endif
+        open(lim, policy, kind, name, where);
     }
 
     /// Opens a this-thread budget named `name`, opened at `where` (MEMDIAG_HERE).
     scoped_budget(const limits& lim, const char* name, source_place where = source_place::caller(),
                   breach_policy policy = breach_policy::throw_exception) noexcept
         : scoped_budget(lim, policy, scope_kind::this_thread, name, where) {}
+
+    /// Internal (fault injection): a this-thread scope whose used() live
+    /// figures are per block, as a leak check's, without a live limit.
+    scoped_budget(detail::births_tag, const limits& lim, const char* name) noexcept {
+        link_.births = true;
+        open(lim, breach_policy::throw_exception, scope_kind::this_thread, name, source_place::caller());
+    }
 
     ~scoped_budget() noexcept(false) {
         if (finished_) return;
@@ -131,6 +115,33 @@ public:
 
 private:
     friend class budget_handle;
+    void open(const limits& lim, breach_policy policy, scope_kind kind, const char* name,
+              source_place where) noexcept {
+#if MEMDIAG_ENABLED
+        link_.lim = lim;
+        link_.policy = policy;
+        link_.name = name != nullptr ? name : "budget";
+        link_.where = where;
+        link_.process_wide = kind == scope_kind::process;
+        (void)detail::verify_global_hook(detail::hook_linked());  // once: a bypassed hook is said, not silent
+        detail::install_budget_handlers();
+        if (link_.process_wide) {
+            (void)detail::current_thread_state();  // registered: fork tells its scopes from others'
+
+            link_.shared = detail::new_shared(&link_);
+            if (link_.shared != nullptr) {
+                detail::spin_guard g(detail::g_process_scopes_lock);
+                link_.shared->next_process = detail::g_process_scopes;
+                detail::g_process_scopes = link_.shared;
+                detail::g_registry.global_slow.fetch_or(detail::slow_process_scope);
+            }
+        } else {
+            state_ = detail::push_scope(link_);
+        }
+#else
+        (void)lim, (void)policy, (void)kind, (void)name, (void)where;
+#endif
+    }
     void end(bool may_throw) {
         if (finished_) return;
 #if MEMDIAG_ENABLED

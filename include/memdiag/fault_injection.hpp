@@ -20,7 +20,7 @@ struct injection_result {
     std::size_t injected_failures = 0;  ///< runs that ended in an injected std::bad_alloc
     bool completed = false;             ///< a run finished without an injected failure
     std::size_t leaking_attempt = 0;    ///< first failed run (1-based) that left memory allocated; 0: none
-    std::int64_t leaked_bytes = 0;      ///< what that run left allocated
+    std::int64_t leaked_bytes = 0;      ///< what that run allocated and did not free
     /// Completed, and no failed run leaked.
     bool ok() const noexcept { return completed && leaking_attempt == 0; }
 };
@@ -39,7 +39,9 @@ injection_result run_with_injection(F& f, Check& after_failure, std::uint64_t fa
     bool failed = false;
     allocation_stats used;
     {
-        scoped_budget scope{limits{}, "fault_injection"};
+        // Per-block live figures: a failed run that frees older memory and
+        // leaks as much new memory is still seen to leak.
+        scoped_budget scope{births_tag{}, limits{}, "fault_injection"};
         // Restores the thread however the run ends: `inj` dies with this frame,
         // also when f throws something other than std::bad_alloc.
         struct armed_injection {

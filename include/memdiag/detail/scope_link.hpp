@@ -49,6 +49,10 @@ struct budget_shared {
     source_place where;
 };
 
+/// Selects scoped_budget's internal constructor for scopes that count births
+/// without a live limit (fault injection's runs).
+struct births_tag {};
+
 /// A budget's state, linked into its thread's chain (or the process list).
 struct scope_link {
     scope_link* outer = nullptr;  ///< enclosing scope of the same thread
@@ -183,7 +187,7 @@ inline thread_state* push_scope(scope_link& l) noexcept {
     l.start_bytes = s->bytes_allocated;
     l.start_freed = s->bytes_freed;
     l.outer = s->scopes;
-    l.births = l.lim.live_bytes() != limits::unlimited;
+    l.births = l.births || l.lim.live_bytes() != limits::unlimited;  // set already: births_tag
     if (l.births) ++s->birth_scopes;
     s->scopes = &l;
     arm_thread();
