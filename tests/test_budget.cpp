@@ -587,6 +587,32 @@ TEST_CASE("leak_check: nested scopes each own the blocks born in them", "[budget
     CHECK_FALSE(outer.leaking());
 }
 
+TEST_CASE("leak_check: a scope unlinked and linked again keeps its blocks", "[budget][leak]") {
+    // The test frameworks' per-test scope is unlinked while setup code runs
+    // (testing::setup_scope) and linked again after: blocks born before the
+    // pause are still its own.
+    using namespace memdiag::detail;
+    install_budget_handlers();
+    scope_link link;
+    link.lim = limits{}.max_live_bytes(0);
+    link.policy = breach_policy::callback;
+    thread_state* s = push_scope(link);
+    REQUIRE(s != nullptr);
+    char* before_pause = new_chars(40);
+    pop_scope(s, link);
+    char* during_pause = new_chars(40);  // not the scope's
+    s = push_scope(link);
+    delete[] before_pause;  // the scope's: lowers its figure
+    delete[] during_pause;  // not the scope's: does not
+    char* kept = new_chars(24);
+    const memdiag::allocation_stats u = scope_figures(link, s);
+    pop_scope(s, link);
+    CHECK(u.live_allocations == 1);
+    CHECK(u.live_bytes >= 24);
+    CHECK(u.live_bytes < 40);
+    delete[] kept;
+}
+
 TEST_CASE("max_live_bytes: freeing an older block does not hide a leak", "[budget][leak]") {
     char* old = new_chars(500);
     char* leaked = nullptr;

@@ -72,6 +72,11 @@ struct scope_link {
     /// A leak check (max_live_bytes set): its live figures are the blocks born
     /// in it and not freed, counted here (or in `shared`), not a net balance.
     bool births = false;
+    /// Owns the blocks whose birth tag is above this: the thread's allocation
+    /// count at the link's first push. Kept when the link is unlinked and
+    /// pushed again (a test scope paused for setup code, testing/common.hpp).
+    std::uint64_t birth_floor = 0;
+    bool births_started = false;
     std::int64_t born_bytes = 0, born_allocations = 0;
     budget_shared* shared = nullptr;
 };
@@ -155,7 +160,7 @@ inline void count_births(thread_state* s, void* p, std::size_t size, bool alloca
     if (!s->births.take(p, e)) return;  // born before every open leak check, or on another thread
     const auto born = static_cast<std::int64_t>(e.size);
     for (scope_link* l = s->scopes; l != nullptr; l = l->outer)
-        if (l->births && e.birth > l->start_allocations) count_birth(*l, -born, -1);
+        if (l->births && e.birth > l->birth_floor) count_birth(*l, -born, -1);
 }
 
 inline budget_shared* new_shared(scope_link* owner) noexcept {
@@ -188,7 +193,16 @@ inline thread_state* push_scope(scope_link& l) noexcept {
     l.start_freed = s->bytes_freed;
     l.outer = s->scopes;
     l.births = l.births || l.lim.live_bytes() != limits::unlimited;  // set already: births_tag
-    if (l.births) ++s->birth_scopes;
+    if (l.births) {
+        if (!l.births_started) {
+            l.births_started = true;
+            l.birth_floor = s->allocations;
+            // A new leak check and none open: the blocks noted belong to scopes
+            // that ended (or are paused: see birth_floor), no later scope owns them.
+            if (s->birth_scopes == 0) s->births.clear();
+        }
+        ++s->birth_scopes;
+    }
     s->scopes = &l;
     arm_thread();
     return s;
@@ -201,8 +215,9 @@ inline void pop_scope(thread_state* s, scope_link& l) noexcept {
     for (scope_link** p = &s->scopes; *p != nullptr; p = &(*p)->outer) {
         if (*p == &l) {
             *p = l.outer;
-            // The last leak check ended: no later scope can own the blocks noted.
-            if (l.births && --s->birth_scopes == 0) s->births.clear();
+            // The table stays until the next new leak check: this link may be
+            // pushed again (paused, not ended) and still own its blocks.
+            if (l.births) --s->birth_scopes;
             disarm_thread();
             scope_closed(s);  // the thread may have exited while this scope was open
             return;

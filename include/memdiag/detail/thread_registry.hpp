@@ -80,7 +80,7 @@ struct thread_state {
     scope_link* scopes = nullptr;
     bool exit_pending = false;  ///< the reaper ran while scopes were open: retire at the last pop
     /// Live blocks allocated while a leak-checking scope is open (see
-    /// birth_table.hpp); kept only while birth_scopes > 0.
+    /// birth_table.hpp); emptied when a new leak check starts with none open.
     birth_table births;
     unsigned birth_scopes = 0;  ///< open scopes of this thread that need births
     void* injection = nullptr;     ///< active fault injection (fault_injection.hpp)
