@@ -135,20 +135,10 @@ MEMDIAG_COLD inline void publish_drift(shard& sh, tracker_slot& t) noexcept {
 /// Counting without a shard: trackers beyond MEMDIAG_MAX_TRACKERS, threads
 /// that are starting or have exited.
 MEMDIAG_COLD inline void count_unsharded(tracker_slot& t, std::size_t size, bool allocation) noexcept {
-    const auto r = std::memory_order_relaxed;
-    const auto n = static_cast<std::int64_t>(size);
-    if (allocation) {
-        t.allocations.fetch_add(1, r);
-        t.bytes_allocated.fetch_add(size, r);
-        const std::int64_t now = t.live_published.fetch_add(n, r) + n;
-        if (now > 0) atomic_max(t.peak, static_cast<std::uint64_t>(now));
-        if (&t == &g_process_slot) check_soft_limit(now);
-    } else {
-        t.deallocations.fetch_add(1, r);
-        t.bytes_freed.fetch_add(size, r);
-        const std::int64_t now = t.live_published.fetch_sub(n, r) - n;
-        if (&t == &g_process_slot) check_soft_limit(now);
-    }
+    const std::int64_t now =
+        allocation ? count_atomically(t.allocations, t.bytes_allocated, t.live_published, t.peak, size, true)
+                   : count_atomically(t.deallocations, t.bytes_freed, t.live_published, t.peak, size, false);
+    if (&t == &g_process_slot) check_soft_limit(now);
 }
 
 /// Step 1 of an allocation, before memory is obtained: budgets and fault

@@ -63,18 +63,8 @@ inline bool budget_admit(thread_state* s, tracker_slot&, std::size_t size, bool 
 
 /// Charges an event to a budget whose counters threads share.
 inline void charge_shared(budget_shared& b, std::size_t size, bool allocation) noexcept {
-    const auto r = std::memory_order_relaxed;
-    const auto n = static_cast<std::int64_t>(size);
-    if (allocation) {
-        b.allocations.fetch_add(1, r);
-        b.bytes.fetch_add(size, r);
-        const std::int64_t now = b.live.fetch_add(n, r) + n;
-        if (now > 0) atomic_max(b.peak, static_cast<std::uint64_t>(now));
-    } else {
-        b.deallocations.fetch_add(1, r);
-        b.freed.fetch_add(size, r);
-        b.live.fetch_sub(n, r);
-    }
+    if (allocation) (void)count_atomically(b.allocations, b.bytes, b.live, b.peak, size, true);
+    else (void)count_atomically(b.deallocations, b.freed, b.live, b.peak, size, false);
 }
 
 /// After a free: a max_peak_bytes crossing ends once live growth is back under the limit.

@@ -36,6 +36,21 @@ inline void atomic_max(relaxed_u64& m, std::uint64_t v) noexcept {
     }
 }
 
+/// Counts one event into counters that several threads write (read-modify-
+/// write atomics): its kind's count and bytes (allocations or frees), the live
+/// balance, and for an allocation the peak. Returns the live bytes after it.
+inline std::int64_t count_atomically(relaxed_u64& events, relaxed_u64& bytes, relaxed_i64& live, relaxed_u64& peak,
+                                     std::size_t size, bool allocation) noexcept {
+    const auto r = std::memory_order_relaxed;
+    const auto n = static_cast<std::int64_t>(size);
+    events.fetch_add(1, r);
+    bytes.fetch_add(size, r);
+    if (!allocation) return live.fetch_sub(n, r) - n;
+    const std::int64_t now = live.fetch_add(n, r) + n;
+    if (now > 0) atomic_max(peak, static_cast<std::uint64_t>(now));
+    return now;
+}
+
 /// The shared part of a tracker: totals of exited threads and of events counted
 /// without a shard, the published live balance, and the peak.
 struct tracker_slot {
