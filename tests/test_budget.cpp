@@ -3,6 +3,7 @@
 #include <memdiag/allocator.hpp>
 #include <memdiag/budget.hpp>
 #include <memdiag/global_new.hpp>
+#include <memdiag/resource.hpp>
 
 #include <atomic>
 #include <csignal>
@@ -629,7 +630,7 @@ TEST_CASE("max_live_bytes: freeing an older block does not hide a leak", "[budge
     delete[] leaked;
 }
 
-TEST_CASE("leak_check: tracking_allocator blocks are owned by the scope they were born in", "[budget][leak]") {
+TEST_CASE("leak_check: tracking_allocator and tracking_resource blocks are owned by the scope they were born in", "[budget][leak]") {
     memdiag::tracker t{"leak owner"};
     memdiag::tracking_allocator<char> a{t};
     char* old = a.allocate(256);
@@ -644,6 +645,19 @@ TEST_CASE("leak_check: tracking_allocator blocks are owned by the scope they wer
     CHECK(seen.live_bytes == 256);
     CHECK(seen.live_allocations == 1);
     a.deallocate(leaked, 256);
+
+    memdiag::tracking_resource r{memdiag::tracker_ref(t)};
+    void* older = r.allocate(128);
+    void* kept = nullptr;
+    {
+        memdiag::leak_check check{breach_policy::callback};
+        r.deallocate(older, 128);
+        kept = r.allocate(128);
+        seen = check.used();
+    }
+    CHECK(seen.live_bytes == 128);
+    CHECK(seen.live_allocations == 1);
+    r.deallocate(kept, 128);
 }
 
 TEST_CASE("leak_check: a thread joined to a leak-checking budget", "[budget][leak][threads]") {
