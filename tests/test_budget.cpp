@@ -893,3 +893,47 @@ TEST_CASE("frame filter: allocation machinery, and only it", "[budget][stack]") 
     CHECK_FALSE(is_allocation_frame(""));
     CHECK_FALSE(is_allocation_frame(nullptr));
 }
+
+// The leak checks' per-thread table: inserts, removals by backward shift
+// (runs that wrap around the end included) and growth, against std::map.
+TEST_CASE("birth table agrees with a map under random inserts and removals", "[budget][leak]") {
+    memdiag::detail::birth_table table;
+    std::map<std::uintptr_t, std::uint64_t> model;
+    std::uint64_t x = 88172645463325252ull;  // xorshift: the same sequence every run
+    auto next = [&] {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        return x;
+    };
+    int first_mismatch = -1;  // one assertion, not one per step
+    for (int i = 0; i < 200000 && first_mismatch < 0; ++i) {
+        // Few distinct addresses (16-aligned, as blocks are): long probe runs.
+        const std::uintptr_t key = static_cast<std::uintptr_t>((next() % 3000 + 1) * 16);
+        const void* p = reinterpret_cast<const void*>(key);
+        bool ok = true;
+        if (next() % 3 != 0) {
+            ok = table.insert(p, 8, static_cast<std::uint64_t>(i));
+            model[key] = static_cast<std::uint64_t>(i);
+        } else {
+            memdiag::detail::birth_entry e;
+            const bool found = table.take(p, e);
+            const auto it = model.find(key);
+            ok = found == (it != model.end());
+            if (ok && found) {
+                ok = e.birth == it->second;
+                model.erase(it);
+            }
+        }
+        if (!ok || table.size() != model.size()) first_mismatch = i;
+    }
+    CHECK(first_mismatch == -1);
+    std::size_t missing = 0;
+    for (const auto& kv : model) {
+        memdiag::detail::birth_entry e;
+        if (!table.take(reinterpret_cast<const void*>(kv.first), e)) ++missing;
+    }
+    CHECK(missing == 0);
+    CHECK(table.size() == 0);
+    table.clear();
+}
