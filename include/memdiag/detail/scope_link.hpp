@@ -198,7 +198,8 @@ inline thread_state* push_scope(scope_link& l) noexcept {
             l.births_started = true;
             l.birth_floor = s->allocations;
             // A new leak check and none open: the blocks noted belong to scopes
-            // that ended (or are paused: see birth_floor), no later scope owns them.
+            // that ended, and no later scope owns them. (A scope paused now
+            // loses its older blocks: their frees will not lower its figure.)
             if (s->birth_scopes == 0) s->births.clear();
         }
         ++s->birth_scopes;
