@@ -3,6 +3,7 @@
 #include <memdiag/allocator.hpp>
 #include <memdiag/budget.hpp>
 #include <memdiag/global_new.hpp>
+#include <memdiag/resource.hpp>
 
 #include <atomic>
 #include <csignal>
@@ -511,6 +512,189 @@ TEST_CASE("leak_check catches a deliberate leak", "[budget][leak]") {
     delete[] leaked;
 }
 
+// Issue 13: leak checks count what the scope allocated and did not free, block
+// by block; a net figure let the free of an older block hide a leak.
+TEST_CASE("leak_check: freeing an older block does not hide a same-size leak", "[budget][leak]") {
+    char* old = new_chars(64);
+    char* leaked = nullptr;
+    memdiag::allocation_stats seen;
+    {
+        memdiag::leak_check check{breach_policy::callback};
+        delete[] old;
+        leaked = new_chars(64);
+        seen = check.used();
+    }
+    CHECK(seen.live_bytes >= 64);
+    CHECK(seen.live_allocations == 1);
+    CHECK(seen.allocations == 1);
+    CHECK(seen.deallocations == 1);
+    // The throw policy reports it too.
+    old = new_chars(64);
+    memdiag::leak_check throwing{breach_policy::throw_exception, "swap"};
+    delete[] old;
+    char* again = new_chars(64);
+    try {
+        throwing.finish();
+        FAIL("the leak was hidden by the free of an older block");
+    } catch (const memdiag::budget_exceeded& e) {
+        CHECK(std::string(e.what()).find("leak in 'swap': ") != std::string::npos);
+        CHECK(e.info().live_allocations == 1);
+    }
+    delete[] again;
+    delete[] leaked;
+}
+
+TEST_CASE("leak_check: a scope that frees only older blocks reports no leak", "[budget][leak]") {
+    char* a = new_chars(100);
+    char* b = new_chars(200);
+    memdiag::allocation_stats seen;
+    bool leaking = true;
+    {
+        memdiag::leak_check check{breach_policy::throw_exception};
+        delete[] a;
+        delete[] b;
+        seen = check.used();
+        leaking = check.leaking();
+    }  // would throw on a leak
+    CHECK_FALSE(leaking);
+    CHECK(seen.live_bytes == 0);  // not negative
+    CHECK(seen.live_allocations == 0);
+    CHECK(seen.deallocations == 2);
+    CHECK(seen.bytes_freed >= 300);
+}
+
+TEST_CASE("leak_check: nested scopes each own the blocks born in them", "[budget][leak]") {
+    char* before = new_chars(48);
+    memdiag::leak_check outer{breach_policy::callback};
+    char* in_outer = new_chars(48);
+    char* in_inner = nullptr;
+    memdiag::allocation_stats inner_seen, outer_seen;
+    {
+        memdiag::leak_check inner{breach_policy::callback};
+        delete[] before;    // older than both: lowers neither
+        delete[] in_outer;  // born in outer only: lowers outer, not inner
+        in_inner = new_chars(48);
+        inner_seen = inner.used();
+        outer_seen = outer.used();
+    }
+    CHECK(inner_seen.live_allocations == 1);
+    CHECK(inner_seen.live_bytes >= 48);
+    CHECK(outer_seen.live_allocations == 1);  // in_inner; in_outer is freed
+    CHECK(outer_seen.live_bytes == inner_seen.live_bytes);
+    delete[] in_inner;  // born in outer too: freeing it after inner ended clears outer
+    const memdiag::allocation_stats after = outer.used();
+    CHECK(after.live_bytes == 0);
+    CHECK(after.live_allocations == 0);
+    CHECK_FALSE(outer.leaking());
+}
+
+TEST_CASE("leak_check: a scope unlinked and linked again keeps its blocks", "[budget][leak]") {
+    // The test frameworks' per-test scope is unlinked while setup code runs
+    // (testing::setup_scope) and linked again after: blocks born before the
+    // pause are still its own.
+    using namespace memdiag::detail;
+    install_budget_handlers();
+    scope_link link;
+    link.lim = limits{}.max_live_bytes(0);
+    link.policy = breach_policy::callback;
+    thread_state* s = push_scope(link);
+    REQUIRE(s != nullptr);
+    char* before_pause = new_chars(40);
+    pop_scope(s, link);
+    char* during_pause = new_chars(40);  // not the scope's
+    s = push_scope(link);
+    delete[] before_pause;  // the scope's: lowers its figure
+    delete[] during_pause;  // not the scope's: does not
+    char* kept = new_chars(24);
+    const memdiag::allocation_stats u = scope_figures(link, s);
+    pop_scope(s, link);
+    CHECK(u.live_allocations == 1);
+    CHECK(u.live_bytes >= 24);
+    CHECK(u.live_bytes < 40);
+    delete[] kept;
+}
+
+TEST_CASE("max_live_bytes: freeing an older block does not hide a leak", "[budget][leak]") {
+    char* old = new_chars(500);
+    char* leaked = nullptr;
+    try {
+        scoped_budget guard{limits{}.max_live_bytes(100), "held"};
+        delete[] old;
+        leaked = new_chars(500);
+        guard.finish();
+        FAIL("no breach");
+    } catch (const memdiag::budget_exceeded& e) {
+        CHECK(e.which() == memdiag::limit_kind::live_bytes);
+        CHECK(e.info().attempted >= 500);
+    }
+    delete[] leaked;
+}
+
+TEST_CASE("leak_check: tracking_allocator and tracking_resource blocks are owned by the scope they were born in", "[budget][leak]") {
+    memdiag::tracker t{"leak owner"};
+    memdiag::tracking_allocator<char> a{t};
+    char* old = a.allocate(256);
+    char* leaked = nullptr;
+    memdiag::allocation_stats seen;
+    {
+        memdiag::leak_check check{breach_policy::callback};
+        a.deallocate(old, 256);
+        leaked = a.allocate(256);
+        seen = check.used();
+    }
+    CHECK(seen.live_bytes == 256);
+    CHECK(seen.live_allocations == 1);
+    a.deallocate(leaked, 256);
+
+    memdiag::tracking_resource r{memdiag::tracker_ref(t)};
+    void* older = r.allocate(128);
+    void* kept = nullptr;
+    {
+        memdiag::leak_check check{breach_policy::callback};
+        r.deallocate(older, 128);
+        kept = r.allocate(128);
+        seen = check.used();
+    }
+    CHECK(seen.live_bytes == 128);
+    CHECK(seen.live_allocations == 1);
+    r.deallocate(kept, 128);
+}
+
+TEST_CASE("leak_check: a thread joined to a leak-checking budget", "[budget][leak][threads]") {
+    // The worker starts before the budget: its std::thread state, allocated by
+    // this thread and freed by the worker, is no part of the scope.
+    std::atomic<memdiag::budget_handle*> handle{nullptr};
+    std::atomic<bool> done{false};
+    char* leaked = nullptr;
+    std::thread worker([&] {
+        char* old = new_chars(80);  // before joining: not the budget's
+        memdiag::budget_handle* h = nullptr;
+        while ((h = handle.load()) == nullptr) std::this_thread::yield();
+        {
+            memdiag::budget_join join{*h};
+            delete[] old;
+            leaked = new_chars(80);  // the budget's, and never freed inside it
+        }
+        done = true;
+    });
+    memdiag::allocation_stats seen;
+    std::uint64_t breaches = 0;
+    {
+        scoped_budget guard{limits{}.max_live_bytes(0), breach_policy::callback};
+        memdiag::budget_handle h = guard.handle();
+        handle = &h;
+        while (!done) std::this_thread::yield();
+        seen = guard.used();
+        guard.finish();
+        breaches = guard.breaches();
+    }
+    worker.join();
+    CHECK(seen.live_allocations == 1);
+    CHECK(seen.live_bytes >= 80);
+    CHECK(breaches == 1);
+    delete[] leaked;
+}
+
 // ---- fault injection --------------------------------------------------------
 
 TEST_CASE("fault injection over std::map insert keeps the strong guarantee", "[budget][injection]") {
@@ -571,6 +755,34 @@ TEST_CASE("fault injection reports a leak on the failure path", "[budget][inject
             delete[] pending;
             pending = nullptr;
         });
+    CHECK(r.completed);
+    CHECK_FALSE(r.ok());
+    CHECK(r.leaking_attempt == 2);
+    CHECK(r.leaked_bytes >= 100);
+}
+
+TEST_CASE("fault injection: freeing older memory does not hide a leak on the failure path", "[budget][injection][leak]") {
+    // Issue 13: a run that frees a block allocated before it and leaks one of
+    // the same size had a net figure of 0, so the leak went unseen.
+    std::vector<char*> pool;
+    for (int i = 0; i < 8; ++i) pool.push_back(new_chars(100));
+    char* pending = nullptr;
+    auto r = memdiag::fail_each_allocation(
+        [&] {
+            delete[] pool.back();  // older than the run
+            pool.pop_back();
+            char* fresh = new_chars(100);
+            pending = fresh;
+            char* scratch = new_chars(100);  // when this throws, `fresh` leaks
+            pending = nullptr;
+            delete[] scratch;
+            delete[] fresh;
+        },
+        [&] {
+            delete[] pending;
+            pending = nullptr;
+        });
+    for (char* p : pool) delete[] p;
     CHECK(r.completed);
     CHECK_FALSE(r.ok());
     CHECK(r.leaking_attempt == 2);
@@ -657,4 +869,71 @@ TEST_CASE("a budget with dump_on_breach writes a heap snapshot", "[budget][snaps
     std::remove(path);
     memdiag::heap_profiler::set_dump_path("");
     if (!was_running) memdiag::heap_profiler::stop();
+}
+
+// Issue 17: one frame filter for breach reports and heap profiles. The old
+// budget rule matched prefixes, so a program's own `malloc_site` vanished from
+// breach stacks.
+TEST_CASE("frame filter: allocation machinery, and only it", "[budget][stack]") {
+    using memdiag::detail::is_allocation_frame;
+    CHECK(is_allocation_frame("malloc"));
+    CHECK(is_allocation_frame("free"));
+    CHECK(is_allocation_frame("operator new(unsigned long)"));
+    CHECK(is_allocation_frame("operator delete[](void*)"));
+    CHECK(is_allocation_frame("_Znwm"));
+    CHECK(is_allocation_frame("_ZN7memdiag6detail12admit_slowEv"));
+    CHECK(is_allocation_frame("memdiag::detail::budget_admit(memdiag::detail::thread_state*)"));
+    CHECK(is_allocation_frame("memdiag::allocation_stats memdiag::measure<F>(F&&)"));
+    CHECK(is_allocation_frame("std::__new_allocator<int>::allocate(unsigned long, void const*)"));
+    CHECK(is_allocation_frame("std::allocator_traits<std::allocator<int> >::allocate(std::allocator<int>&, unsigned long)"));
+    CHECK_FALSE(is_allocation_frame("malloc_site.constprop.0"));
+    CHECK_FALSE(is_allocation_frame("reallocate_buffers(int)"));
+    CHECK_FALSE(is_allocation_frame("std::vector<memdiag::tracker*>::push_back(memdiag::tracker* const&)"));
+    CHECK_FALSE(is_allocation_frame("parse(std::string const&)"));
+    CHECK_FALSE(is_allocation_frame(""));
+    CHECK_FALSE(is_allocation_frame(nullptr));
+}
+
+// The leak checks' per-thread table: inserts, removals by backward shift
+// (runs that wrap around the end included) and growth, against std::map.
+TEST_CASE("birth table agrees with a map under random inserts and removals", "[budget][leak]") {
+    memdiag::detail::birth_table table;
+    std::map<std::uintptr_t, std::uint64_t> model;
+    std::uint64_t x = 88172645463325252ull;  // xorshift: the same sequence every run
+    auto next = [&] {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        return x;
+    };
+    int first_mismatch = -1;  // one assertion, not one per step
+    for (int i = 0; i < 200000 && first_mismatch < 0; ++i) {
+        // Few distinct addresses (16-aligned, as blocks are): long probe runs.
+        const std::uintptr_t key = static_cast<std::uintptr_t>((next() % 3000 + 1) * 16);
+        const void* p = reinterpret_cast<const void*>(key);
+        bool ok = true;
+        if (next() % 3 != 0) {
+            ok = table.insert(p, 8, static_cast<std::uint64_t>(i));
+            model[key] = static_cast<std::uint64_t>(i);
+        } else {
+            memdiag::detail::birth_entry e;
+            const bool found = table.take(p, e);
+            const auto it = model.find(key);
+            ok = found == (it != model.end());
+            if (ok && found) {
+                ok = e.birth == it->second;
+                model.erase(it);
+            }
+        }
+        if (!ok || table.size() != model.size()) first_mismatch = i;
+    }
+    CHECK(first_mismatch == -1);
+    std::size_t missing = 0;
+    for (const auto& kv : model) {
+        memdiag::detail::birth_entry e;
+        if (!table.take(reinterpret_cast<const void*>(kv.first), e)) ++missing;
+    }
+    CHECK(missing == 0);
+    CHECK(table.size() == 0);
+    table.clear();
 }

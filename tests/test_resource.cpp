@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <memory_resource>
 #include <string>
 #include <unordered_map>
@@ -69,4 +70,25 @@ TEST_CASE("upstream failure is not counted", "[resource]") {
     memdiag::tracking_resource res{std::pmr::null_memory_resource()};
     CHECK_THROWS_AS(res.allocate(16), std::bad_alloc);
     CHECK(res.stats().allocations == 0);
+}
+
+// Issue 17: a resource given a tracker built one of its own anyway, so after
+// MEMDIAG_MAX_TRACKERS - 2 such resources new trackers lost their shard.
+TEST_CASE("a resource given a tracker takes no tracker shard", "[resource]") {
+    memdiag::tracker shared{"shared by resources"};
+    std::vector<std::unique_ptr<memdiag::tracking_resource>> resources;
+    for (int i = 0; i < MEMDIAG_MAX_TRACKERS; ++i)
+        resources.push_back(std::make_unique<memdiag::tracking_resource>(memdiag::tracker_ref(shared)));
+    memdiag::tracker later{"later"};
+    CHECK(later.sharded());
+    std::pmr::vector<int> v{resources.back().get()};
+    v.resize(10);
+    CHECK(shared.stats().bytes_allocated == 40);
+    CHECK(resources.front()->stats().bytes_allocated == 40);  // the same tracker
+    // A resource given none still counts into its own.
+    memdiag::tracking_resource own;
+    std::pmr::vector<int> w{&own};
+    w.resize(3);
+    CHECK(own.stats().bytes_allocated == 12);
+    CHECK(std::string(own.tracker().name()) == "tracking_resource");
 }

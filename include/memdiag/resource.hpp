@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <memory_resource>
+#include <new>
 
 #include "detail/throw.hpp"
 #include "tracker.hpp"
@@ -27,11 +28,15 @@ public:
     /// Own tracker, the given upstream (which must outlive this resource;
     /// nullptr means new_delete_resource()).
     explicit tracking_resource(std::pmr::memory_resource* upstream) noexcept
-        : own_("tracking_resource"), tracker_(own_), upstream_(or_default(upstream)) {}
+        : tracker_(make_own()), upstream_(or_default(upstream)) {}
     /// Counts into `t`, allocating from `upstream` (nullptr: new_delete_resource()).
+    /// Builds no tracker of its own, so it takes none of the tracker shards.
     explicit tracking_resource(tracker_ref t,
                                std::pmr::memory_resource* upstream = std::pmr::new_delete_resource()) noexcept
-        : own_("tracking_resource"), tracker_(t), upstream_(or_default(upstream)) {}
+        : tracker_(t), upstream_(or_default(upstream)) {}
+    ~tracking_resource() override {
+        if (owns_) own_.t.~tracker();
+    }
     tracking_resource(const tracking_resource&) = delete;
     tracking_resource& operator=(const tracking_resource&) = delete;
 
@@ -67,7 +72,21 @@ private:
         return r != nullptr ? r : std::pmr::new_delete_resource();
     }
 
-    memdiag::tracker own_;
+    /// Builds the resource's own tracker (constructors given none).
+    tracker_ref make_own() noexcept {
+        new (&own_.t) memdiag::tracker("tracking_resource");
+        owns_ = true;
+        return tracker_ref(own_.t);
+    }
+
+    /// Storage for a tracker of its own, built only when given none: every
+    /// tracker holds one of the MEMDIAG_MAX_TRACKERS shards while it lives.
+    union own_storage {
+        own_storage() noexcept {}
+        ~own_storage() {}
+        memdiag::tracker t;
+    } own_;
+    bool owns_ = false;  // before tracker_: make_own() sets it while tracker_ is built
     tracker_ref tracker_;
     std::pmr::memory_resource* upstream_;
 };

@@ -31,14 +31,15 @@ namespace memdiag {
 
 namespace detail {
 
-/// Slow-path handlers installed by higher layers (budget.hpp, heap_profile.hpp).
+/// Slow-path handlers installed by higher layers (detail/budget_events.hpp, heap_profile.hpp).
 /// Events reach them only while the thread is armed (guards) or a global_slow bit is set.
 struct event_handlers {
     /// May the allocation proceed? May throw when may_throw (a budget's throw policy).
     std::atomic<bool (*)(thread_state*, tracker_slot&, std::size_t, bool)> budget_admit{nullptr};
-    /// After a successful allocation / before a deallocation (scope accounting).
-    std::atomic<void (*)(thread_state*, std::size_t)> budget_allocated{nullptr};
-    std::atomic<void (*)(thread_state*, std::size_t)> budget_freed{nullptr};
+    /// After a successful allocation / before a deallocation (scope accounting;
+    /// the address tells leak checks whether a freed block was born in a scope).
+    std::atomic<void (*)(thread_state*, void*, std::size_t)> budget_allocated{nullptr};
+    std::atomic<void (*)(thread_state*, void*, std::size_t)> budget_freed{nullptr};
     /// Heap profiler: sample an allocation, forget a freed sampled block.
     std::atomic<void (*)(thread_state*, void*, std::size_t)> profile_allocated{nullptr};
     std::atomic<void (*)(void*)> profile_freed{nullptr};
@@ -69,20 +70,20 @@ MEMDIAG_COLD inline bool admit_slow(tracker_slot& t, std::size_t size, bool may_
 // requested: the size the program asked for (the heap profiler records it);
 // size: what is counted (the global hook counts usable sizes).
 MEMDIAG_COLD inline void allocated_slow(thread_state* s, void* p, std::size_t size, std::size_t requested) noexcept {
-    if (auto f = g_handlers.budget_allocated.load(std::memory_order_acquire)) f(s, size);
+    if (auto f = g_handlers.budget_allocated.load(std::memory_order_acquire)) f(s, p, size);
     if (g_registry.global_slow.load(std::memory_order_relaxed) & slow_profiler) {
         if (auto f = g_handlers.profile_allocated.load(std::memory_order_acquire)) f(s, p, requested);
     }
 }
 
 MEMDIAG_COLD inline void freed_slow(thread_state* s, void* p, std::size_t size) noexcept {
-    if (auto f = g_handlers.budget_freed.load(std::memory_order_acquire)) f(s, size);
+    if (auto f = g_handlers.budget_freed.load(std::memory_order_acquire)) f(s, p, size);
     if (g_registry.global_slow.load(std::memory_order_relaxed) & slow_profiler) {
         if (auto f = g_handlers.profile_freed.load(std::memory_order_acquire)) f(p);
     }
 }
 
-/// A soft limit on the process tracker's live bytes (set_soft_limit in budget.hpp).
+/// A soft limit on the process tracker's live bytes (set_soft_limit, soft_limit.hpp).
 struct soft_limit_state {
     std::atomic<std::int64_t> threshold{-1};  ///< -1: none
     std::atomic<std::int64_t> rearm_below{0};
@@ -133,21 +134,11 @@ MEMDIAG_COLD inline void publish_drift(shard& sh, tracker_slot& t) noexcept {
 
 /// Counting without a shard: trackers beyond MEMDIAG_MAX_TRACKERS, threads
 /// that are starting or have exited.
-MEMDIAG_COLD inline void count_shared(tracker_slot& t, std::size_t size, bool allocation) noexcept {
-    const auto r = std::memory_order_relaxed;
-    const auto n = static_cast<std::int64_t>(size);
-    if (allocation) {
-        t.allocations.fetch_add(1, r);
-        t.bytes_allocated.fetch_add(size, r);
-        const std::int64_t now = t.live_published.fetch_add(n, r) + n;
-        if (now > 0) atomic_max(t.peak, static_cast<std::uint64_t>(now));
-        if (&t == &g_process_slot) check_soft_limit(now);
-    } else {
-        t.deallocations.fetch_add(1, r);
-        t.bytes_freed.fetch_add(size, r);
-        const std::int64_t now = t.live_published.fetch_sub(n, r) - n;
-        if (&t == &g_process_slot) check_soft_limit(now);
-    }
+MEMDIAG_COLD inline void count_unsharded(tracker_slot& t, std::size_t size, bool allocation) noexcept {
+    const std::int64_t now =
+        allocation ? count_atomically(t.allocations, t.bytes_allocated, t.live_published, t.peak, size, true)
+                   : count_atomically(t.deallocations, t.bytes_freed, t.live_published, t.peak, size, false);
+    if (&t == &g_process_slot) check_soft_limit(now);
 }
 
 /// Step 1 of an allocation, before memory is obtained: budgets and fault
@@ -198,7 +189,7 @@ inline std::atomic<std::uint64_t> g_reentrant_events{0};
 
 /// An event on a thread holding a memdiag lock (see g_reentrant_events).
 MEMDIAG_COLD inline void count_reentrant(tracker_slot& t, std::size_t size, bool allocation) noexcept {
-    count_shared(t, size, allocation);
+    count_unsharded(t, size, allocation);
     g_reentrant_events.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -210,7 +201,7 @@ MEMDIAG_COLD inline void record_allocation_slow(tracker_slot& t, void* p, std::s
     if (MEMDIAG_UNLIKELY(holding_lock(guards))) return count_reentrant(t, size, true);
     thread_state* s = current_thread_state();
     if (s != nullptr && t.shard_index >= 0) shard_allocated(s->shards[t.shard_index], t, size);
-    else count_shared(t, size, true);
+    else count_unsharded(t, size, true);
     if (in_nested_event(guards) || s == nullptr) return;
     ++s->allocations;
     s->bytes_allocated += size;
@@ -224,7 +215,7 @@ MEMDIAG_COLD inline void record_deallocation_slow(tracker_slot& t, void* p, std:
     if (MEMDIAG_UNLIKELY(holding_lock(guards))) return count_reentrant(t, size, false);
     thread_state* s = current_thread_state();
     if (s != nullptr && t.shard_index >= 0) shard_freed(s->shards[t.shard_index], t, size);
-    else count_shared(t, size, false);
+    else count_unsharded(t, size, false);
     if (in_nested_event(guards) || s == nullptr) return;
     ++s->deallocations;
     s->bytes_freed += size;
