@@ -1,0 +1,328 @@
+// memdiag/detail/heap_tables.hpp - the heap profiler's tables: live sampled
+// blocks by address, distinct stacks with their figures, the frame arena and
+// the free filter, plus the lock that guards them. Part of heap_profile.hpp;
+// the memory they take is stated there.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "../config.hpp"
+#include "internal_alloc.hpp"
+#include "thread_state.hpp"
+
+#if MEMDIAG_HAS_LIBC_MALLOC
+extern "C" void* __libc_calloc(std::size_t, std::size_t);
+#endif
+
+namespace memdiag {
+namespace detail {
+namespace heapprof {
+
+/// Frames captured beyond max_depth, for memdiag's own (removed at snapshot).
+inline constexpr std::size_t internal_frames = 12;
+/// Largest capture: max_depth 128 plus memdiag's frames.
+inline constexpr std::size_t max_capture = 128 + internal_frames;
+/// The live table's first size: 4096 slots (96 KiB on 64-bit).
+inline constexpr unsigned initial_live_bits = 12;
+/// Average frames per stack the frame arena is sized for.
+inline constexpr std::size_t arena_frames_per_stack = 24;
+/// The free filter's size bounds: one byte per cell. A free of an unsampled
+/// block costs one load from it, so it must stay in cache: at 64 KiB a 2 MiB
+/// filter's misses (+4 ns per free, measured) are gone, and at the default
+/// interval (a live sample per 512 KiB of heap) false hits stay rare up to
+/// gigabytes of heap: with L live samples a free takes the lock with
+/// probability about L / 65536.
+inline constexpr std::size_t min_filter_cells = 4096;
+inline constexpr std::size_t max_filter_cells = 65536;
+
+/// A live sampled block. addr 0 marks a free slot.
+struct live_entry {
+    std::uintptr_t addr;
+    std::size_t size;
+    std::uint32_t stack;
+};
+
+/// A distinct stack with its raw (unscaled) figures.
+struct stack_entry {
+    std::uint64_t hash;
+    std::uint32_t frames_at;  ///< index of the first frame in the arena
+    std::uint32_t depth;
+    std::int64_t alloc_objects, alloc_bytes, inuse_objects, inuse_bytes;
+};
+
+using filter_cell = std::atomic<std::uint8_t>;
+static_assert(sizeof(filter_cell) == 1, "the free filter is an array of one-byte atomics");
+
+/// Zero-filled memory from beneath the hooks (lazily committed when large).
+inline void* zeroed(std::size_t n) noexcept {
+#if MEMDIAG_HAS_LIBC_MALLOC
+    return __libc_calloc(n, 1);
+#else
+    return std::calloc(n, 1);
+#endif
+}
+
+inline std::size_t pow2_at_least(std::size_t n) noexcept {
+    std::size_t p = 1;
+    while (p < n) p <<= 1;
+    return p;
+}
+
+inline unsigned log2_of(std::size_t pow2) noexcept {
+    unsigned b = 0;
+    while ((std::size_t{1} << b) < pow2) ++b;
+    return b;
+}
+
+/// Multiplicative hash of an address: its top bits index the tables.
+MEMDIAG_ALWAYS_INLINE std::uint64_t address_hash(const void* p) noexcept {
+    return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(p)) * 0x9e3779b97f4a7c15ull;
+}
+
+inline std::uint64_t frames_hash(const std::uintptr_t* f, std::size_t n) noexcept {
+    std::uint64_t h = 0x84222325cbf29ce4ull ^ n;
+    for (std::size_t i = 0; i < n; ++i) {
+        h = (h ^ static_cast<std::uint64_t>(f[i])) * 0x100000001b3ull;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+/// The profiler's fixed-capacity tables. Mutated under g_profiler.lock; the
+/// filter is also read lock-free by frees.
+struct tables {
+    std::uint64_t interval = 0;
+    std::size_t max_depth = 0, max_live = 0, max_stacks = 0;
+    unsigned live_bits = 0, max_live_bits = 0, filter_bits = 0;
+    std::size_t stack_index_cap = 0, frames_cap = 0;
+
+    live_entry* live = nullptr;
+    std::uint32_t* stack_index = nullptr;  // slot -> stack id + 1, 0 = free
+    stack_entry* stacks = nullptr;
+    std::uintptr_t* frames = nullptr;
+    filter_cell* filter = nullptr;
+
+    std::size_t live_count = 0, stack_count = 0, frames_used = 0;
+    std::uint64_t samples = 0, dropped = 0;
+    tables* retired_next = nullptr;
+
+    std::size_t live_cap() const noexcept { return std::size_t{1} << live_bits; }
+    std::size_t filter_cap() const noexcept { return std::size_t{1} << filter_bits; }
+
+    /// The filter cell of an address (never 0 while the address is in the table).
+    filter_cell& cell(const void* p) noexcept {
+        return filter[address_hash(p) >> (64 - filter_bits)];
+    }
+
+    bool allocate(std::size_t depth, std::size_t live_max, std::size_t stacks_max) noexcept {
+        max_depth = depth;
+        max_live = live_max;
+        max_stacks = stacks_max;
+        // The live table starts small and doubles as samples accumulate: its
+        // size follows the live samples, so its lines stay in cache.
+        max_live_bits = log2_of(pow2_at_least(2 * live_max));
+        live_bits = max_live_bits < initial_live_bits ? max_live_bits : initial_live_bits;
+        // Every free reads the filter: it must stay in cache, so it is capped at
+        // 64 KiB (see max_filter_cells) rather than grown with max_live.
+        std::size_t cells = pow2_at_least(8 * live_max);
+        cells = cells < min_filter_cells ? min_filter_cells : cells > max_filter_cells ? max_filter_cells : cells;
+        filter_bits = log2_of(cells);
+        stack_index_cap = pow2_at_least(2 * stacks_max);
+        frames_cap = stacks_max * arena_frames_per_stack;
+        if (frames_cap < max_capture) frames_cap = max_capture;
+        live = static_cast<live_entry*>(zeroed(live_cap() * sizeof(live_entry)));
+        stack_index = static_cast<std::uint32_t*>(zeroed(stack_index_cap * sizeof(std::uint32_t)));
+        stacks = static_cast<stack_entry*>(zeroed(stacks_max * sizeof(stack_entry)));
+        frames = static_cast<std::uintptr_t*>(zeroed(frames_cap * sizeof(std::uintptr_t)));
+        filter = static_cast<filter_cell*>(zeroed(filter_cap()));
+        if (live && stack_index && stacks && frames && filter) return true;
+        release();
+        return false;
+    }
+
+    void release() noexcept {
+        internal_free(live);
+        internal_free(stack_index);
+        internal_free(stacks);
+        internal_free(frames);
+        internal_free(filter);
+        live = nullptr, stack_index = nullptr, stacks = nullptr, frames = nullptr, filter = nullptr;
+    }
+
+    bool same_shape(std::size_t depth, std::size_t live_max, std::size_t stacks_max) const noexcept {
+        return depth == max_depth && live_max == max_live && stacks_max == max_stacks;
+    }
+
+    /// Empties the tables for a new run. Lock held.
+    void clear() noexcept {
+        std::memset(static_cast<void*>(live), 0, live_cap() * sizeof(live_entry));
+        std::memset(stack_index, 0, stack_index_cap * sizeof(std::uint32_t));
+        std::memset(static_cast<void*>(stacks), 0, stack_count * sizeof(stack_entry));
+        // Frees read the filter without the lock: atomic stores, only where set.
+        for (std::size_t i = 0; i < filter_cap(); ++i)
+            if (filter[i].load(std::memory_order_relaxed) != 0) filter[i].store(0, std::memory_order_relaxed);
+        live_count = stack_count = frames_used = 0;
+        samples = dropped = 0;
+    }
+
+    /// The stack id of frames[0, n), added when new; -1 when the table is full.
+    long intern_stack(const std::uintptr_t* f, std::size_t n, std::uint64_t h) noexcept {
+        const std::size_t mask = stack_index_cap - 1;
+        std::size_t i = static_cast<std::size_t>(h) & mask;
+        for (; stack_index[i] != 0; i = (i + 1) & mask) {
+            const std::uint32_t id = stack_index[i] - 1;
+            const stack_entry& e = stacks[id];
+            if (e.hash == h && e.depth == n &&
+                (n == 0 || std::memcmp(frames + e.frames_at, f, n * sizeof(std::uintptr_t)) == 0))
+                return static_cast<long>(id);
+        }
+        if (stack_count >= max_stacks || frames_cap - frames_used < n) return -1;
+        const auto id = static_cast<std::uint32_t>(stack_count++);
+        stack_entry& e = stacks[id];
+        e = stack_entry{h, static_cast<std::uint32_t>(frames_used), static_cast<std::uint32_t>(n), 0, 0, 0, 0};
+        if (n != 0) std::memcpy(frames + frames_used, f, n * sizeof(std::uintptr_t));
+        frames_used += n;
+        stack_index[i] = id + 1;
+        return static_cast<long>(id);
+    }
+
+    /// Slot holding p, or the free slot where it would go.
+    std::size_t probe(std::uintptr_t p) const noexcept {
+        const std::size_t mask = live_cap() - 1;
+        std::size_t i = static_cast<std::size_t>(address_hash(reinterpret_cast<void*>(p)) >> (64 - live_bits));
+        while (live[i].addr != 0 && live[i].addr != p) i = (i + 1) & mask;
+        return i;
+    }
+
+    /// Doubles the live table (rehashing). False when memory is short. Lock held.
+    bool grow_live() noexcept {
+        const unsigned bits = live_bits + 1;
+        auto* bigger = static_cast<live_entry*>(zeroed((std::size_t{1} << bits) * sizeof(live_entry)));
+        if (bigger == nullptr) return false;
+        live_entry* old = live;
+        const std::size_t old_cap = live_cap();
+        live = bigger;
+        live_bits = bits;
+        for (std::size_t k = 0; k < old_cap; ++k)
+            if (old[k].addr != 0) live[probe(old[k].addr)] = old[k];
+        internal_free(old);
+        return true;
+    }
+
+    /// Records a sampled allocation. Lock held.
+    void insert(void* ptr, std::size_t size, const std::uintptr_t* f, std::size_t n, std::uint64_t h) noexcept {
+        const auto p = reinterpret_cast<std::uintptr_t>(ptr);
+        // Keep the load at most 1/2; the last slots are never filled (probes end).
+        if (2 * (live_count + 1) > live_cap() && (live_bits >= max_live_bits || !grow_live()) &&
+            live_count + 2 > live_cap()) {
+            ++dropped;
+            return;
+        }
+        const std::size_t i = probe(p);
+        const bool replacing = live[i].addr == p;  // freed where we could not see it
+        if (!replacing && live_count >= max_live) {
+            ++dropped;
+            return;
+        }
+        const long id = intern_stack(f, n, h);
+        if (id < 0) {
+            ++dropped;
+            return;
+        }
+        if (replacing) {
+            stack_entry& old = stacks[live[i].stack];
+            --old.inuse_objects;
+            old.inuse_bytes -= static_cast<std::int64_t>(live[i].size);
+        } else {
+            ++live_count;
+            filter_cell& c = cell(ptr);
+            const std::uint8_t v = c.load(std::memory_order_relaxed);
+            if (v != 0xff) c.store(static_cast<std::uint8_t>(v + 1), std::memory_order_relaxed);
+        }
+        live[i] = live_entry{p, size, static_cast<std::uint32_t>(id)};
+        stack_entry& e = stacks[id];
+        ++e.alloc_objects;
+        e.alloc_bytes += static_cast<std::int64_t>(size);
+        ++e.inuse_objects;
+        e.inuse_bytes += static_cast<std::int64_t>(size);
+        ++samples;
+    }
+
+    /// Forgets a freed block if it was sampled. Lock held.
+    void remove(void* ptr) noexcept {
+        const auto p = reinterpret_cast<std::uintptr_t>(ptr);
+        std::size_t i = probe(p);
+        if (live[i].addr != p) return;  // a filter false positive
+        stack_entry& e = stacks[live[i].stack];
+        --e.inuse_objects;
+        e.inuse_bytes -= static_cast<std::int64_t>(live[i].size);
+        --live_count;
+        filter_cell& c = cell(ptr);
+        const std::uint8_t v = c.load(std::memory_order_relaxed);
+        if (v != 0xff) c.store(static_cast<std::uint8_t>(v - 1), std::memory_order_relaxed);  // 0xff: sticky
+        // Backward-shift deletion keeps every probe chain unbroken (no tombstones).
+        const std::size_t mask = live_cap() - 1;
+        for (std::size_t j = (i + 1) & mask; live[j].addr != 0; j = (j + 1) & mask) {
+            const auto home = static_cast<std::size_t>(
+                address_hash(reinterpret_cast<void*>(live[j].addr)) >> (64 - live_bits));
+            // Move j into the hole at i unless its home lies cyclically in (i, j].
+            const bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+            if (!stays) {
+                live[i] = live[j];
+                i = j;
+            }
+        }
+        live[i].addr = 0;
+    }
+};
+
+/// The table lock. Critical sections are a few hundred nanoseconds, so a
+/// waiter spins on a plain load for a while before yielding: yielding at once
+/// (as the registry's spinlock does) turned exact-mode contention between two
+/// threads into mostly sched_yield system time.
+class table_lock {
+public:
+    void lock() noexcept {
+        for (;;) {
+            if (!flag_.exchange(true, std::memory_order_acquire)) return;
+            for (int i = 0; flag_.load(std::memory_order_relaxed); ++i)
+                if (i >= 2048) std::this_thread::yield();
+        }
+    }
+    void unlock() noexcept { flag_.store(false, std::memory_order_release); }
+    /// Takes the lock if it is free now (the fatal-signal handler never waits on it).
+    bool try_lock() noexcept {
+        return !flag_.load(std::memory_order_relaxed) && !flag_.exchange(true, std::memory_order_acquire);
+    }
+
+private:
+    std::atomic<bool> flag_{false};
+};
+
+/// RAII holder of a table_lock. Marks the thread as holding a memdiag lock
+/// (guard_lock): an allocation or free by a signal handler that interrupts it
+/// is counted without the tables (tracker.hpp) instead of waiting forever.
+class table_guard {
+public:
+    explicit table_guard(table_lock& l) noexcept : lock_(l) {
+        tls_head.guards += guard_lock;
+        lock_.lock();
+    }
+    ~table_guard() {
+        lock_.unlock();
+        tls_head.guards -= guard_lock;
+    }
+    table_guard(const table_guard&) = delete;
+    table_guard& operator=(const table_guard&) = delete;
+
+private:
+    table_lock& lock_;
+};
+}  // namespace heapprof
+}  // namespace detail
+}  // namespace memdiag
