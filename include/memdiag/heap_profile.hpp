@@ -173,39 +173,25 @@ private:
         g_registry.global_slow.fetch_and(~(slow_profiler | (epoch_mask << slow_epoch_shift)));
         g_profiler.running.store(false);
         tables* t = g_profiler.current.load(std::memory_order_acquire);
-        if (t != nullptr && t->same_shape(options.max_depth(), options.max_live_samples(), options.max_stacks())) {
+        const std::size_t depth = options.max_depth(), live = options.max_live_samples(),
+                          stacks = options.max_stacks(), bytes = options.max_table_bytes();
+        if (t != nullptr) {
+            // One set of tables for the process, reconfigured: a thread may
+            // still hold a pointer to it, so it is never freed.
             table_guard g(g_profiler.lock);
+            t->configure(depth, live, stacks, bytes);
             t->clear();
             t->interval = interval;
         } else {
-            // Retired tables are never freed (a thread may still hold one), so
-            // one of the same shape is reused: restarts with alternating
-            // options keep one table per shape, not one per restart.
-            tables* fresh = nullptr;
-            for (tables** r = &g_profiler.retired; *r != nullptr; r = &(*r)->retired_next) {
-                if ((*r)->same_shape(options.max_depth(), options.max_live_samples(), options.max_stacks())) {
-                    fresh = *r;
-                    *r = fresh->retired_next;
-                    fresh->retired_next = nullptr;
-                    table_guard g(g_profiler.lock);  // a late free or sample may still touch it
-                    fresh->clear();
-                    break;
-                }
+            void* mem = internal_malloc(sizeof(tables));
+            if (mem == nullptr) return result::failure("cannot start the heap profiler: out of memory");
+            tables* fresh = new (mem) tables();
+            if (!fresh->allocate()) {
+                internal_free(mem);
+                return result::failure("cannot start the heap profiler: out of memory for its tables");
             }
-            if (fresh == nullptr) {
-                void* mem = internal_malloc(sizeof(tables));
-                if (mem == nullptr) return result::failure("cannot start the heap profiler: out of memory");
-                fresh = new (mem) tables();
-                if (!fresh->allocate(options.max_depth(), options.max_live_samples(), options.max_stacks())) {
-                    internal_free(mem);
-                    return result::failure("cannot start the heap profiler: out of memory for its tables");
-                }
-            }
+            fresh->configure(depth, live, stacks, bytes);
             fresh->interval = interval;
-            if (t != nullptr) {
-                t->retired_next = g_profiler.retired;  // a free may still be reading it
-                g_profiler.retired = t;
-            }
             g_profiler.current.store(fresh, std::memory_order_release);
         }
         if (const char* p = options.dump_on_bad_alloc(); p != nullptr && p[0] != '\0')
@@ -314,6 +300,8 @@ public:
         st.stacks = t->stack_count;
         st.max_live_samples = t->max_live;
         st.max_stacks = t->max_stacks;
+        st.table_bytes = t->bytes();
+        st.max_table_bytes = t->max_bytes;
 #endif
         return st;
     }

@@ -26,14 +26,27 @@ public:
         depth_ = frames < 1 ? 1 : frames > 128 ? 128 : frames;
         return *this;
     }
-    /// Sampled allocations that can be live at once (default 262144, at least 16).
+    /// At most this many sampled allocations live at once; 0 (the default):
+    /// no count limit, the live table grows until max_table_bytes. Else at least 16.
     profile_options& max_live_samples(std::size_t n) noexcept {
-        live_ = n < 16 ? 16 : n > (std::size_t{1} << 28) ? (std::size_t{1} << 28) : n;
+        live_ = n == 0 ? 0 : n < 16 ? 16 : n > (std::size_t{1} << 28) ? (std::size_t{1} << 28) : n;
         return *this;
     }
-    /// Distinct stacks that can be recorded (default 65536, at least 16).
+    /// At most this many distinct stacks; 0 (the default): no count limit
+    /// (up to 16,777,216, and max_table_bytes). Else at least 16.
     profile_options& max_stacks(std::size_t n) noexcept {
-        stacks_ = n < 16 ? 16 : n > (std::size_t{1} << 24) ? (std::size_t{1} << 24) : n;
+        stacks_ = n == 0 ? 0 : n < 16 ? 16 : n > (std::size_t{1} << 24) ? (std::size_t{1} << 24) : n;
+        return *this;
+    }
+    /// Cap on the memory of the profiler's tables, in bytes (default 1 GiB on
+    /// 64-bit targets, 256 MiB on 32-bit; at least 1 MiB). The tables start
+    /// at about 330 KiB and grow on demand; only a sample that would take
+    /// them past the cap (or past a count limit above) is dropped, and
+    /// dropped samples are reported (heap_profile_stats::dropped_samples, the
+    /// first line of heap_report, a comment in the pprof file). Cost per live
+    /// sample and per stack: see heap_profile.hpp.
+    profile_options& max_table_bytes(std::size_t bytes) noexcept {
+        bytes_ = bytes < (std::size_t{1} << 20) ? (std::size_t{1} << 20) : bytes;
         return *this;
     }
     /// Writes a snapshot to `path` when the global operator new is about to
@@ -68,8 +81,9 @@ public:
 
     std::uint64_t sample_interval() const noexcept { return interval_; }   ///< 0: environment/default
     std::size_t max_depth() const noexcept { return depth_; }              ///< frames per stack
-    std::size_t max_live_samples() const noexcept { return live_; }        ///< live-table capacity
-    std::size_t max_stacks() const noexcept { return stacks_; }            ///< stack-table capacity
+    std::size_t max_live_samples() const noexcept { return live_; }        ///< 0: no count limit
+    std::size_t max_stacks() const noexcept { return stacks_; }            ///< 0: no count limit
+    std::size_t max_table_bytes() const noexcept { return bytes_; }        ///< cap on the tables' memory
     const char* dump_on_bad_alloc() const noexcept { return dump_path_; }  ///< nullptr: unchanged
     const double* dump_at_fractions() const noexcept { return fractions_; }  ///< see dump_at_fractions_count
     std::size_t dump_at_fractions_count() const noexcept { return fractions_count_; }  ///< 0: environment
@@ -84,8 +98,9 @@ private:
     const char* dump_dir_ = nullptr;
     std::uint64_t interval_ = 0;
     std::size_t depth_ = 64;
-    std::size_t live_ = std::size_t{1} << 18;
-    std::size_t stacks_ = std::size_t{1} << 16;
+    std::size_t live_ = 0;
+    std::size_t stacks_ = 0;
+    std::size_t bytes_ = sizeof(void*) >= 8 ? std::size_t{1} << 30 : std::size_t{1} << 28;
     const char* dump_path_ = nullptr;
 };
 
@@ -94,14 +109,18 @@ struct heap_profile_stats {
     bool running = false;              ///< between start() and stop()
     std::uint64_t sample_interval = 0; ///< mean bytes between samples of the current tables
     std::uint64_t samples = 0;         ///< allocations recorded since start()
-    std::uint64_t dropped_samples = 0; ///< samples lost because a table was full
+    /// Samples lost because the tables reached max_table_bytes or a count
+    /// limit (or their memory was refused): the figures undercount by these.
+    std::uint64_t dropped_samples = 0;
     /// Allocations and frees made while their thread held a memdiag lock (a
     /// signal handler interrupting memdiag): counted by the trackers, but not
     /// sampled, and a sampled block freed there stays in use in the profile.
     std::uint64_t reentrant_events = 0;
     std::uint64_t live_samples = 0;    ///< recorded allocations not yet freed
     std::uint64_t stacks = 0;          ///< distinct stacks recorded
-    std::size_t max_live_samples = 0;  ///< live-table capacity
-    std::size_t max_stacks = 0;        ///< stack-table capacity
+    std::size_t max_live_samples = 0;  ///< count limit on live samples; 0: none
+    std::size_t max_stacks = 0;        ///< count limit on stacks; 0: none
+    std::size_t table_bytes = 0;       ///< memory the tables take now
+    std::size_t max_table_bytes = 0;   ///< their cap (profile_options::max_table_bytes)
 };
 }  // namespace memdiag

@@ -42,7 +42,9 @@ struct profiler_state {
     std::atomic<std::size_t> reserve_stacks{~std::size_t{0}};  ///< stacks the reserve covers
     std::atomic<std::size_t> reserve_frames{~std::size_t{0}};  ///< frames the reserve covers
     char dump_path[1024] = {};            ///< under control
-    tables* retired = nullptr;            ///< earlier tables, kept alive (see file comment)
+    /// Always nullptr: start() reconfigures and clears the one set of tables
+    /// (a thread may still hold a pointer to it, so it is never freed).
+    tables* retired = nullptr;
 };
 inline profiler_state g_profiler;
 
@@ -135,7 +137,7 @@ MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
     internal_section quiet;  // first capture on a thread may look up its stack bounds
     std::uintptr_t f[max_capture];
     // skip 1: this function; memdiag's other frames are removed by name at snapshot.
-    const std::size_t n = capture_stack(f, t->max_depth + internal_frames, 1);
+    const std::size_t n = capture_stack(f, t->max_depth.load(std::memory_order_relaxed) + internal_frames, 1);
     const std::uint64_t h = frames_hash(f, n);
     bool outgrown;
     {

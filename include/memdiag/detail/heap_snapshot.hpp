@@ -47,7 +47,8 @@ struct snapshot_data {
     std::int64_t time_nanos = 0;
 
     snapshot::heap_view view() const noexcept {
-        return snapshot::heap_view{samples.data(), samples.size(), stats.sample_interval, time_nanos};
+        return snapshot::heap_view{samples.data(), samples.size(), stats.sample_interval, time_nanos,
+                                  stats.dropped_samples};
     }
 };
 
@@ -92,6 +93,7 @@ inline bool take_snapshot(snapshot_data& out) {
     tables* t = g_profiler.current.load(std::memory_order_acquire);
     if (t == nullptr) return false;
     internal_vector<stack_entry> stacks;
+    std::size_t max_depth = 0;
     // Copy under the lock, quickly; everything slow happens after. The copies
     // are sized from what the tables hold now, not from their capacity
     // (max_stacks): after an allocation failure only the reserve is left.
@@ -108,8 +110,6 @@ inline bool take_snapshot(snapshot_data& out) {
         // Slack for what arrives meanwhile: 1/8 more, at least 64 stacks.
         want_stacks += want_stacks / 8 + 64;
         want_frames += want_frames / 8 + 64 * max_capture;
-        if (want_stacks > t->max_stacks) want_stacks = t->max_stacks;
-        if (want_frames > t->frames_cap) want_frames = t->frames_cap;
         stacks.reserve(want_stacks);
         out.frames.reserve(want_frames);
         table_guard g(g_profiler.lock);
@@ -130,6 +130,9 @@ inline bool take_snapshot(snapshot_data& out) {
         out.stats.stacks = t->stack_count;
         out.stats.max_live_samples = t->max_live;
         out.stats.max_stacks = t->max_stacks;
+        out.stats.table_bytes = t->bytes();
+        out.stats.max_table_bytes = t->max_bytes;
+        max_depth = t->max_depth.load(std::memory_order_relaxed);
         break;
     }
     out.time_nanos = static_cast<std::int64_t>(
@@ -160,7 +163,7 @@ inline bool take_snapshot(snapshot_data& out) {
             ++begin;
         }
         std::size_t depth = e.depth - begin;
-        if (depth > t->max_depth) depth = t->max_depth;
+        if (depth > max_depth) depth = max_depth;
         const std::uint64_t h = frames_hash(f + begin, depth);
         std::size_t i = static_cast<std::size_t>(h) & (cap - 1);
         for (; merged[i] != 0; i = (i + 1) & (cap - 1)) {
@@ -344,15 +347,14 @@ inline internal_string report_text(snapshot_data& snap, std::size_t top) {
     char line[320];
     const heap_profile_stats& st = snap.stats;
     int n = std::snprintf(line, sizeof line,
-                          "  profiler: %s, %llu samples recorded, %llu live, %llu stacks, "
-                          "dropped_samples: %llu%s%s\n",
+                          "  profiler: %s, %llu samples recorded, %llu live, %llu stacks, tables %llu KiB "
+                          "(cap %llu KiB), dropped_samples: %llu%s\n",
                           st.running ? "running" : "stopped", static_cast<unsigned long long>(st.samples),
                           static_cast<unsigned long long>(st.live_samples),
                           static_cast<unsigned long long>(st.stacks),
+                          static_cast<unsigned long long>(st.table_bytes / 1024),
+                          static_cast<unsigned long long>(st.max_table_bytes / 1024),
                           static_cast<unsigned long long>(st.dropped_samples),
-                          st.dropped_samples != 0 ? " (tables full: raise max_live_samples / max_stacks; "
-                                                    "figures undercount)"
-                                                  : "",
                           st.reentrant_events != 0 ? "; events inside a memdiag lock (signal handlers) not sampled"
                                                    : "");
     if (n < 0) n = 0;
