@@ -19,21 +19,28 @@
 // estimates with Go's formula, so the report, the collapsed stacks and
 // `go tool pprof` agree.
 //
-// Bounded memory. start() reserves fixed-capacity tables (zero-filled pages
-// from the C allocator, so untouched capacity costs address space, not RAM):
-//   live table   24 bytes a slot (16 on 32-bit targets), 4096 slots at first,
-//                doubled as live samples grow, up to 2 x max_live_samples
-//   stack table  max_stacks x 48 bytes + 2 x max_stacks x 4 bytes index
-//   frame arena  max_stacks x 24 frames x pointer size (the average depth)
-//   free filter  8 x max_live_samples one-byte cells, 4 KiB to 64 KiB
-// Defaults (262144 live samples, 65536 stacks): about 18 MiB of address space
-// at start on 64-bit, up to 30 MiB with the live table at full size. When the live table or the stack table is full, new samples are
-// dropped, counted in dropped_samples (heap_profiler::stats(), and the text
-// report says so); recorded ones keep being updated. Raise the limits with
-// profile_options when that happens. Restarting with other limits allocates
-// new tables; the old ones are kept (never freed) because a thread may still
-// be reading them, and reused by a later restart with the same limits, so the
-// address space grows with the number of distinct shapes, not of restarts.
+// Memory. The tables start small (about 330 KiB: a 4096-slot live table,
+// room for 1024 stacks of 24 frames, the 64 KiB free filter) and grow on
+// demand, from beneath the hooks (never the observed heap), until they would
+// pass profile_options::max_table_bytes (default 1 GiB on 64-bit targets,
+// 256 MiB on 32-bit). So exact mode (sample_interval(1)) with default options
+// records every allocation of programs with tens of millions of live blocks.
+// Cost on 64-bit targets (32-bit in brackets):
+//   per live sampled allocation  a 16 [12] byte slot, table 3/8 to 3/4 full:
+//                                21 to 43 [16 to 32] bytes
+//   per distinct stack           48 bytes + 8 to 16 bytes of index + 8 [4]
+//                                bytes per frame; the entry array and frame
+//                                arena double, so up to as much again is free
+//   fixed                        the 64 KiB free filter
+// While the live table doubles, the old one is held too for the rehash. Only a
+// sample that would take the tables past the cap (or past a count limit set
+// with max_live_samples / max_stacks, or whose memory is refused) is dropped,
+// counted in dropped_samples (heap_profiler::stats()); then the text report
+// starts with "memdiag: N samples dropped, tables full ..." and the pprof file
+// carries the same line as a comment (`go tool pprof -comments FILE`).
+// Recorded samples keep being updated. start() reuses the one set of tables,
+// cleared and shrunk back to their first sizes (never freed: a thread may
+// still hold a pointer to them).
 //
 // When memory runs out. With a dump destination set (dump_on_bad_alloc,
 // set_dump_path or $MEMDIAG_DUMP_DIR) the profiler keeps an emergency reserve

@@ -134,6 +134,7 @@ inline void resize_reserve(tables* t) noexcept {
 MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
     tables* t = g_profiler.current.load(std::memory_order_acquire);
     if (t == nullptr) return;
+    t->prefetch_slot(p);     // loads while the stack is captured
     internal_section quiet;  // first capture on a thread may look up its stack bounds
     std::uintptr_t f[max_capture];
     // skip 1: this function; memdiag's other frames are removed by name at snapshot.
@@ -186,6 +187,7 @@ MEMDIAG_COLD inline void forget_block(tables* t, void* p) noexcept {
 inline void on_freed(void* p) noexcept {
     tables* t = g_profiler.current.load(std::memory_order_acquire);
     if (t == nullptr || MEMDIAG_LIKELY(t->cell(p).load(std::memory_order_relaxed) == 0)) return;
+    t->prefetch_slot(p);  // loads while the lock is taken
     forget_block(t, p);
 }
 }  // namespace heapprof
