@@ -67,8 +67,8 @@ int main(int argc, char** argv) {
     std::printf("live allocations: %zu over %zu paths, recorded %llu, dropped: %llu, stacks %llu\n", keep.size(),
                 paths, static_cast<unsigned long long>(st.live_samples),
                 static_cast<unsigned long long>(st.dropped_samples), static_cast<unsigned long long>(st.stacks));
-    std::printf("tables: %.1f MiB (cap %.0f MiB), %.1f bytes per live sample\n", st.table_bytes / 1048576.0,
-                st.max_table_bytes / 1048576.0,
+    std::printf("tables: %.1f MiB (cap %.0f MiB), %.1f bytes per live sample\n", static_cast<double>(st.table_bytes) / 1048576.0,
+                static_cast<double>(st.max_table_bytes) / 1048576.0,
                 st.live_samples != 0 ? static_cast<double>(st.table_bytes) / static_cast<double>(st.live_samples) : 0.0);
     std::printf("allocating: %.2f s (%.0f ns per recorded allocation); write_heap_profile: %.2f s (%s)\n", alloc_s,
                 1e9 * alloc_s / static_cast<double>(keep.size()), write_s, r ? "ok" : r.message());
