@@ -1,10 +1,14 @@
 // bench/workload.cpp - an allocation-heavy program that looks like real code,
 // for comparing memory tools on whole processes (bench/compare.sh).
 //
-// Builds a word index: strings, hash maps, ordered maps, growing vectors, many
-// small and some large allocations, on several threads.
+// Two shapes:
+//   index  (default) builds a word index: strings, hash maps, ordered maps,
+//          growing vectors, many small and some large allocations.
+//   small  many small short-lived objects (8 to 256 bytes: strings, shared
+//          objects, nodes) from every thread, each freed soon after: the
+//          allocator's fast path dominates, so per-event overhead shows.
 //
-//   workload [--threads N] [--rounds N] [--mode plain|count|sample|exact]
+//   workload [--threads N] [--rounds N] [--shape index|small]
 //
 // The mode is chosen at build time for the memdiag variants (MEMDIAG_WORKLOAD_MODE)
 // so the plain build carries no memdiag code at all.
@@ -73,16 +77,57 @@ std::uint64_t one_round(std::mt19937& rng) {
     return sum;
 }
 
+struct small_node {
+    std::uint64_t key;
+    small_node* next;
+    char payload[24];
+};
+
+// One round of the `small` shape: 20,000 short-lived objects, each kept in a
+// ring of 64 slots (so frees follow allocations closely, as in request
+// handling), in three kinds and sizes from 8 to 256 bytes.
+std::uint64_t one_small_round(std::mt19937& rng) {
+    constexpr std::size_t ring = 64;
+    std::unique_ptr<char[]> bytes[ring];
+    std::shared_ptr<small_node> nodes[ring];
+    std::string texts[ring];
+    std::uint64_t sum = 0;
+    for (std::size_t i = 0; i < 20000; ++i) {
+        const std::size_t slot = rng() % ring;
+        switch (i % 3) {
+            case 0: {
+                const std::size_t n = 8 + rng() % 249;
+                bytes[slot].reset(new char[n]);
+                bytes[slot][0] = static_cast<char>(n);
+                sum += static_cast<unsigned char>(bytes[slot][0]);
+                break;
+            }
+            case 1:
+                nodes[slot] = std::make_shared<small_node>();
+                nodes[slot]->key = i;
+                sum += nodes[slot]->key & 1;
+                break;
+            default:
+                texts[slot] = std::string(16 + rng() % 48, 'a');  // past the small-string buffer
+                sum += texts[slot].size();
+                break;
+        }
+    }
+    return sum;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     int threads = 2, rounds = 400;
+    bool small = false;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
         else if (std::strcmp(argv[i], "--rounds") == 0) rounds = std::atoi(argv[i + 1]);
+        else if (std::strcmp(argv[i], "--shape") == 0) small = std::strcmp(argv[i + 1], "small") == 0;
     }
     if (threads < 1 || rounds < 1) {
-        std::fprintf(stderr, "usage: workload [--threads N>0] [--rounds N>0]\n");
+        std::fprintf(stderr, "usage: workload [--threads N>0] [--rounds N>0] [--shape index|small]\n");
         return 2;
     }
 #if defined(MEMDIAG_WORKLOAD_HAS_PROFILER) && defined(MEMDIAG_WORKLOAD_INTERVAL)
@@ -105,7 +150,8 @@ int main(int argc, char** argv) {
     for (int t = 0; t < threads; ++t)
         pool.emplace_back([&, t] {
             std::mt19937 rng(static_cast<unsigned>(t + 1));
-            for (int r = 0; r < rounds / threads; ++r) sums[static_cast<std::size_t>(t)] += one_round(rng);
+            for (int r = 0; r < rounds / threads; ++r)
+                sums[static_cast<std::size_t>(t)] += small ? one_small_round(rng) : one_round(rng);
         });
     for (auto& th : pool) th.join();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -120,6 +166,13 @@ int main(int argc, char** argv) {
     std::printf("memdiag: %llu allocations, %llu bytes, peak %llu bytes\n",
                 static_cast<unsigned long long>(st.allocations), static_cast<unsigned long long>(st.bytes_allocated),
                 static_cast<unsigned long long>(st.peak_live_bytes));
+#endif
+#if defined(MEMDIAG_WORKLOAD_HAS_PROFILER) && defined(MEMDIAG_WORKLOAD_INTERVAL)
+    // compare.sh reads this line: exact mode must say "dropped: 0".
+    const memdiag::heap_profile_stats ps = memdiag::heap_profiler::stats();
+    std::printf("profiler: %llu samples, dropped: %llu, %llu stacks, tables %llu KiB\n",
+                static_cast<unsigned long long>(ps.samples), static_cast<unsigned long long>(ps.dropped_samples),
+                static_cast<unsigned long long>(ps.stacks), static_cast<unsigned long long>(ps.table_bytes / 1024));
 #endif
     return 0;
 }

@@ -156,6 +156,24 @@ sys.exit(0 if u == raw and o.eof and not o.unused_data else 1)' "$f" "$f.raw"; t
             fail "large profile barely compressed: $rs -> $zs"
     fi
 
+    # Dropped samples: a comment in the profile (profile.proto field 13) that
+    # go tool pprof shows, and the first line of the text report; none when
+    # nothing was dropped.
+    local note="memdiag: 3103633 samples dropped, tables full"
+    if pprof -comments "$out/dropped.pb.gz" | grep -q "^$note"; then
+        pass "interval $interval: -comments shows '$note'"
+    else
+        fail "interval $interval: -comments lacks '$note': $(pprof -comments "$out/dropped.pb.gz") $(cat "$work/pprof.err")"
+    fi
+    pprof -raw "$out/dropped.pb.gz" | grep -q "$note" && pass "interval $interval: -raw shows the comment" ||
+        fail "interval $interval: -raw lacks the comment"
+    [ -z "$(pprof -comments "$pb")" ] && pass "interval $interval: no comment when nothing was dropped" ||
+        fail "interval $interval: unexpected comment in $pb: $(pprof -comments "$pb")"
+    head -1 "$out/dropped.txt" | grep -q "^$note" && pass "interval $interval: the text report starts with the notice" ||
+        fail "interval $interval: text report's first line: $(head -1 "$out/dropped.txt")"
+    got=$(raw_totals "$out/dropped.pb.gz") && [ "$got" = "$want" ] ||
+        fail "interval $interval: dropped profile totals '$got', want '$want'"
+
     # Text report and collapsed stacks.
     for fn in fixture_alloc_a fixture_alloc_b fixture_alloc_c; do
         grep -q "$fn" "$out/heap.txt" || fail "interval $interval: text report lacks $fn"

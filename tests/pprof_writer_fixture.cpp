@@ -136,6 +136,20 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "write_pprof: %s\n", r.message());
         return 1;
     }
+    // A profile whose tables were full: it carries the dropped-samples comment
+    // and the text report starts with the same notice.
+    memdiag::snapshot::heap_view dropped_view{samples, 3, interval, 1700000000123456789, 3103633};
+    r = memdiag::snapshot::write_pprof(dropped_view, (dir + "/dropped.pb.gz").c_str());
+    if (!r) {
+        std::fprintf(stderr, "write_pprof: %s\n", r.message());
+        return 1;
+    }
+    memdiag::detail::internal_string dropped_text = memdiag::snapshot::text_report(dropped_view, 10);
+    r = memdiag::snapshot::write_text_file((dir + "/dropped.txt").c_str(), dropped_text.data(), dropped_text.size());
+    if (!r) {
+        std::fprintf(stderr, "write_text_file: %s\n", r.message());
+        return 1;
+    }
     std::fputs(text.c_str(), stdout);
     return 0;
 }

@@ -140,6 +140,48 @@ __attribute__((noinline)) void tracked_site(std::vector<int, memdiag::tracking_a
     v.reserve(1000);
 }
 
+// 2^levels distinct stacks: each level calls one of two functions, so every
+// path of choices leaves its own return addresses. Not tail calls (the sink
+// is written after each call); the bodies differ so they are never folded.
+volatile int g_path_sink = 0;
+void path_step(unsigned bits, int level, std::vector<char*>& keep);
+__attribute__((noinline)) void path_leaf(std::vector<char*>& keep) {
+    keep.push_back(tracked_new(24));
+    keep.back()[0] = 'p';
+}
+__attribute__((noinline)) void path_zero(unsigned bits, int level, std::vector<char*>& keep) {
+    path_step(bits, level, keep);
+    g_path_sink = g_path_sink + 1;
+}
+__attribute__((noinline)) void path_one(unsigned bits, int level, std::vector<char*>& keep) {
+    path_step(bits, level, keep);
+    g_path_sink = g_path_sink + 2;
+}
+__attribute__((noinline)) void path_step(unsigned bits, int level, std::vector<char*>& keep) {
+    if (level == 0) path_leaf(keep);
+    else if ((bits & 1) != 0) path_one(bits >> 1, level - 1, keep);
+    else path_zero(bits >> 1, level - 1, keep);
+    g_path_sink = g_path_sink + 3;
+}
+__attribute__((noinline)) void wide_site(std::vector<char*>& keep, int n) {
+    for (int i = 0; i < n; ++i) {
+        keep.push_back(tracked_new(16));
+        keep.back()[0] = 'w';
+    }
+}
+
+/// The output of a shell command, or "" when it fails to run.
+std::string command_output(const std::string& cmd) {
+    std::string out;
+    std::FILE* p = ::popen(cmd.c_str(), "r");
+    if (p == nullptr) return out;
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    ::pclose(p);
+    return out;
+}
+
 void free_all(std::vector<char*>& keep) {
     for (char* p : keep) delete[] p;
     keep.clear();
@@ -374,6 +416,7 @@ TEST_CASE("heap_profile: full tables drop new samples and say so", "[heap_profil
         CHECK(f.inuse_objects <= 16);
         const std::string report = memdiag::heap_report(5);
         CHECK(report.find("dropped_samples: " + std::to_string(st.dropped_samples)) != std::string::npos);
+        CHECK(report.rfind("memdiag: " + std::to_string(st.dropped_samples) + " samples dropped", 0) == 0);
         // Recorded samples are still updated, freeing makes room again.
         free_tracked(keep, 32);
         CHECK(heap_profiler::stats().live_samples < 16);
@@ -391,6 +434,90 @@ TEST_CASE("heap_profile: full tables drop new samples and say so", "[heap_profil
             if (p != nullptr) g_tracked.deallocate(p, 48);
         keep.clear();
     }
+}
+
+TEST_CASE("heap_profile: exact mode with default options drops nothing past the old fixed table sizes",
+          "[heap_profile]") {
+    // The old defaults held 262,144 live samples and 65,536 stacks, then
+    // dropped. Here: 300,000 live blocks at one site plus one block on each
+    // of 131,072 distinct stacks, all live at once, with default options.
+    const int wide = 300000, levels = 17, paths = 1 << levels;
+    std::vector<char*> keep, keep_paths;
+    keep.reserve(wide);
+    keep_paths.reserve(paths);
+    profiler_run run(profile_options{}.sample_interval(1));
+    wide_site(keep, wide);
+    for (int b = 0; b < paths; ++b) path_step(static_cast<unsigned>(b), levels, keep_paths);
+    const memdiag::heap_profile_stats st = heap_profiler::stats();
+    INFO("live " << st.live_samples << ", stacks " << st.stacks << ", table bytes " << st.table_bytes);
+    CHECK(st.dropped_samples == 0);
+    CHECK(st.live_samples >= static_cast<std::uint64_t>(wide + paths));
+    CHECK(st.stacks >= static_cast<std::uint64_t>(paths));
+    CHECK(st.max_table_bytes == profile_options{}.max_table_bytes());
+    CHECK(st.table_bytes <= st.max_table_bytes);
+    // The stated cost: the live table takes at most 48 bytes per live sample.
+    {
+        using namespace memdiag::detail::heapprof;
+        table_guard g(g_profiler.lock);
+        const tables* t = g_profiler.current.load();
+        CHECK(t->live_cap() * sizeof(live_entry) <= 48 * t->live_count);
+    }
+    const site_figures w = figures_of("wide_site");
+    CHECK(w.alloc_objects == wide);
+    CHECK(w.inuse_objects == wide);
+    CHECK(w.inuse_bytes == std::int64_t{wide} * 16);
+    const site_figures p = figures_of("path_leaf");
+    CHECK(p.sites == paths);  // every path its own site: nothing merged, nothing lost
+    CHECK(p.inuse_objects == paths);
+    CHECK(p.inuse_bytes == std::int64_t{paths} * 24);
+    const std::string report = memdiag::heap_report(3);
+    CHECK(report.rfind("memdiag heap snapshot:", 0) == 0);  // no dropped notice on top
+    CHECK(report.find("dropped_samples: 0") != std::string::npos);
+    free_tracked(keep, 16);
+    free_tracked(keep_paths, 24);
+    CHECK(figures_of("wide_site").inuse_objects == 0);
+}
+
+TEST_CASE("heap_profile: past max_table_bytes samples are dropped and every writer says so", "[heap_profile]") {
+    const int n = 100000;
+    std::vector<char*> keep;
+    keep.reserve(n);
+    const std::string dir = temp_dir();
+    const std::string path = dir + "/capped.pb.gz";
+    std::uint64_t dropped = 0;
+    {
+        profiler_run run(profile_options{}.sample_interval(1).max_table_bytes(1 << 20));
+        wide_site(keep, n);
+        const memdiag::heap_profile_stats st = heap_profiler::stats();
+        INFO("live " << st.live_samples << ", table bytes " << st.table_bytes);
+        CHECK(st.max_table_bytes == std::size_t{1} << 20);
+        CHECK(st.table_bytes <= st.max_table_bytes);
+        CHECK(st.live_samples < static_cast<std::uint64_t>(n));
+        CHECK(st.dropped_samples + st.live_samples >= static_cast<std::uint64_t>(n));
+        dropped = st.dropped_samples;
+        REQUIRE(dropped > 0);
+        // The count keeps growing: this thread's own allocations are dropped too.
+        const std::string notice = " samples dropped, tables full";
+        const std::string report = memdiag::heap_report(3);
+        const std::string first = report.substr(0, report.find('\n'));
+        INFO(first);
+        CHECK(first.rfind("memdiag: ", 0) == 0);  // the report's first line
+        CHECK(first.find(notice) != std::string::npos);
+        CHECK(std::strtoull(first.c_str() + 9, nullptr, 10) >= dropped);
+        REQUIRE(memdiag::write_heap_profile(path.c_str()));
+        // The pprof file carries the notice as a comment: go tool pprof shows it.
+        if (command_output("command -v go").empty()) {
+            WARN("go is not installed: the pprof comment was not read back with go tool pprof");
+        } else {
+            const std::string comments = command_output("GOCACHE=" + dir + "/gocache HOME=" + dir +
+                                                        " go tool pprof -comments " + path + " 2>&1");
+            INFO(comments);
+            CHECK(comments.find(notice) != std::string::npos);
+        }
+        free_tracked(keep, 16);
+        CHECK(heap_profiler::stats().live_samples == 0);
+    }
+    command_output("rm -rf " + dir);
 }
 
 TEST_CASE("heap_profile: restarting clears the tables", "[heap_profile]") {

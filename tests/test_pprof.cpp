@@ -418,6 +418,33 @@ TEST_CASE("encode_pprof: gzip of a profile.proto carrying names, mappings and bu
     }
 }
 
+TEST_CASE("encode_pprof: dropped samples become a profile comment and the report's first line", "[pprof]") {
+    auto mods = fake_modules();
+    fake_symbolizer names = fake_names();
+    const std::string notice = "memdiag: 3103633 samples dropped, tables full";
+    snap::heap_view dropped{three_samples, 3, 1, 0, 3103633};
+    mdd::internal_vector<unsigned char> raw;
+    snap::encode_profile_proto(dropped, raw, mods, &names);
+    const std::string proto(raw.begin(), raw.end());
+    const std::size_t at = proto.find(notice);
+    REQUIRE(at != std::string::npos);  // in the string table
+    // It is the table's last string, and field 13 (comment, varint: tag 0x68)
+    // follows the table, holding that string's index.
+    const std::size_t end = at + snap::dropped_notice(3103633).size();
+    REQUIRE(end + 1 < proto.size());
+    CHECK(static_cast<unsigned char>(proto[end]) == 0x68);
+    CHECK(static_cast<unsigned char>(proto[end + 1]) != 0);
+    const auto report = snap::text_report_with(dropped, 5, mods, &names);
+    CHECK(std::string(report.data(), report.size()).rfind(notice, 0) == 0);
+
+    snap::heap_view clean{three_samples, 3, 1, 0};
+    raw.clear();
+    snap::encode_profile_proto(clean, raw, mods, &names);
+    CHECK(std::string(raw.begin(), raw.end()).find("samples dropped") == std::string::npos);
+    const auto clean_report = snap::text_report_with(clean, 5, mods, &names);
+    CHECK(std::string(clean_report.data(), clean_report.size()).find("samples dropped") == std::string::npos);
+}
+
 TEST_CASE("encode_pprof: the real module list and symbolizer", "[pprof]") {
     // Stacks made of addresses inside this test's functions, named in-process.
     std::uintptr_t here = reinterpret_cast<std::uintptr_t>(&random_bytes) + 5;

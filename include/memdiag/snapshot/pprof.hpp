@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -49,7 +50,25 @@ struct heap_view {
     std::size_t count;             ///< number of samples
     std::uint64_t sample_interval; ///< mean bytes between samples; 1 = every allocation
     std::int64_t time_nanos;       ///< wall clock of the snapshot (ns since the epoch)
+    /// Samples the profiler could not record (its tables were full): when not
+    /// 0, every writer says so (a pprof comment, the report's first line).
+    std::uint64_t dropped_samples = 0;
 };
+
+/// The one-line notice of dropped samples that the writers show (no newline):
+/// "memdiag: N samples dropped, tables full (...)". Empty when n is 0.
+inline detail::internal_string dropped_notice(std::uint64_t n) {
+    detail::internal_string out;
+    if (n == 0) return out;
+    char line[200];
+    const int len = std::snprintf(line, sizeof line,
+                                  "memdiag: %llu samples dropped, tables full (raise profile_options::"
+                                  "max_table_bytes); the figures undercount",
+                                  static_cast<unsigned long long>(n));
+    if (len > 0) out.assign(line, static_cast<std::size_t>(len) < sizeof line ? static_cast<std::size_t>(len)
+                                                                               : sizeof line - 1);
+    return out;
+}
 
 /// Objects and bytes of one sample after scaling.
 struct scaled_figures {
@@ -210,7 +229,7 @@ long find_module(const Modules& modules, std::uintptr_t address) noexcept {
 enum : std::uint32_t {
     profile_sample_type = 1, profile_sample = 2, profile_mapping = 3, profile_location = 4,
     profile_function = 5, profile_string_table = 6, profile_time_nanos = 9, profile_period_type = 11,
-    profile_period = 12,
+    profile_period = 12, profile_comment = 13,
     value_type_type = 1, value_type_unit = 2,
     sample_location_id = 1, sample_value = 2, sample_label = 3,
     label_key = 1, label_num = 3,
@@ -371,7 +390,14 @@ void encode_profile_proto(const heap_view& view, detail::internal_vector<unsigne
     }
 
     const std::uint32_t s_space = strings.intern("space");
+    // Dropped samples: a comment (go tool pprof -comments, and -raw's header).
+    std::uint32_t s_dropped = 0;
+    if (view.dropped_samples != 0) {
+        const detail::internal_string note = dropped_notice(view.dropped_samples);
+        s_dropped = strings.intern(note.data(), note.size());
+    }
     strings.write(w, profile_string_table);
+    if (s_dropped != 0) w.field_uint(profile_comment, s_dropped);
     if (view.time_nanos != 0) w.field_int(profile_time_nanos, view.time_nanos);
     write_value_type(w, scratch, profile_period_type, s_space, s_bytes);
     w.field_int(profile_period, static_cast<std::int64_t>(view.sample_interval));

@@ -120,6 +120,10 @@ detail::internal_string text_report_with(const heap_view& view, std::size_t top_
         for (int k = 0; k < 4; ++k) total[k] += values[4 * i + static_cast<std::size_t>(k)];
     }
 
+    if (view.dropped_samples != 0) {  // first, where it cannot be missed
+        out += dropped_notice(view.dropped_samples);
+        out += '\n';
+    }
     appendf(out, "memdiag heap snapshot: %zu allocation sites\n  in use:    ", view.count);
     append_bytes(out, total[3]);
     appendf(out, " in %lld objects\n  allocated: ", static_cast<long long>(total[2]));

@@ -1,0 +1,195 @@
+// memdiag/detail/heap_sampling.hpp - the heap profiler's process state and
+// its event handlers: the per-thread countdown that picks samples, recording a
+// sample (stack capture, then the tables under their lock), the lock-free
+// free filter test, fork handling and the emergency reserve kept for dumps.
+// Part of heap_profile.hpp.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+#include "../config.hpp"
+#include "../profile_options.hpp"
+#include "../sampler.hpp"
+#include "../stack.hpp"
+#include "../tracker.hpp"
+#include "emergency_reserve.hpp"
+#include "heap_tables.hpp"
+#include "internal_section.hpp"
+#include "thread_state.hpp"
+
+namespace memdiag {
+namespace detail {
+namespace heapprof {
+
+/// Process-wide profiler state; constant-initialized.
+struct profiler_state {
+    table_lock lock;   ///< guards the tables' contents
+    spinlock control;  ///< start/stop and the dump settings
+    std::atomic<tables*> current{nullptr};
+    std::uint32_t epoch = 0;  ///< the current (or last) run number; under control
+    std::atomic<std::uint64_t> interval{default_sample_interval};
+    std::atomic<bool> running{false};
+    std::atomic<bool> dumping{false};
+    std::atomic<unsigned> dump_serial{0};
+    /// Given back to make room for an out-of-memory dump; its first word holds its size.
+    std::atomic<void*> reserve{nullptr};
+    std::atomic<bool> reserve_wanted{false};            ///< a dump destination is configured
+    std::atomic<bool> signal_dump{false};               ///< dump_on_fatal_signal is on
+    std::atomic<bool> reserve_busy{false};              ///< a thread is resizing the reserve
+    std::atomic<std::size_t> reserve_stacks{~std::size_t{0}};  ///< stacks the reserve covers
+    std::atomic<std::size_t> reserve_frames{~std::size_t{0}};  ///< frames the reserve covers
+    char dump_path[1024] = {};            ///< under control
+    /// Always nullptr: start() reconfigures and clears the one set of tables
+    /// (a thread may still hold a pointer to it, so it is never freed).
+    tables* retired = nullptr;
+};
+inline profiler_state g_profiler;
+
+/// The profiler's part in fork handling (thread_state.hpp): its locks are held
+/// across fork, so the child never finds one held by a thread it does not have.
+inline void fork_lock() noexcept {
+    g_profiler.control.lock();
+    g_profiler.lock.lock();
+}
+inline void fork_unlock() noexcept {
+    g_profiler.lock.unlock();
+    g_profiler.control.unlock();
+}
+inline constexpr fork_participant profiler_fork_participant{&fork_lock, &fork_unlock, &fork_unlock};
+
+/// Run numbers live in global_slow above slow_epoch_shift (24 bits on 32-bit unsigned).
+inline constexpr unsigned epoch_mask = ~0u >> slow_epoch_shift;
+
+/// The emergency reserve: address space set aside while a dump destination is
+/// configured and given back when an allocation fails, so the snapshot writer
+/// has room (detail/emergency_reserve.hpp: mapped, untouched, so it costs no
+/// RAM). The writer's needs grow with the tables' contents, never with their
+/// capacity (max_stacks): a fixed part (module list, the loaded objects'
+/// symbol tables read from file mappings, the gzip encoder's state) plus a
+/// part per recorded stack and per stored frame (copies, merged samples,
+/// location maps, the encoded profile while its buffer doubles, its gzip
+/// form). bench/oom_snapshot_cost measured 8.5 MiB fixed and, for 8192 and
+/// 32768 stacks of about 32 frames, 2.7 and 21 MiB more; the constants below
+/// bound those figures with a factor of 3 to spare.
+inline constexpr std::size_t reserve_fixed_bytes = std::size_t{12} << 20;
+inline constexpr std::size_t reserve_bytes_per_stack = 256;
+inline constexpr std::size_t reserve_bytes_per_frame = 48;
+/// Smallest coverage the reserve is sized for (so small programs never resize).
+inline constexpr std::size_t reserve_min_stacks = 1024;
+
+/// Bytes the writer may need for `stacks` stacks holding `frames` frames.
+inline std::size_t writer_bytes_for(std::size_t stacks, std::size_t frames) noexcept {
+    return reserve_fixed_bytes + reserve_bytes_per_stack * stacks + reserve_bytes_per_frame * frames;
+}
+
+/// The current emergency reserve in bytes (0: none: no dump destination set,
+/// or it was spent on a dump and could not be set aside again yet).
+inline std::size_t reserve_size() noexcept {
+    const void* r = g_profiler.reserve.load(std::memory_order_acquire);
+    return r != nullptr ? *static_cast<const std::size_t*>(r) : 0;
+}
+
+/// Gives the reserve back to the OS (for the writer, or to replace it).
+inline void drop_reserve(void* r) noexcept {
+    if (r != nullptr) unmap_reserve(r, *static_cast<std::size_t*>(r));
+}
+
+/// Sizes the reserve for twice what the tables hold now, so it is resized a
+/// logarithmic number of times. Called when a destination is set and when the
+/// tables outgrow the coverage; never while the table lock is held. A thread
+/// finding another one resizing leaves it to that one; when the memory cannot
+/// be had, the smaller reserve stays (the dump will say if it fails).
+inline void resize_reserve(tables* t) noexcept {
+    if (!g_profiler.reserve_wanted.load(std::memory_order_acquire) ||
+        g_profiler.dumping.load(std::memory_order_acquire) ||
+        g_profiler.reserve_busy.exchange(true, std::memory_order_acquire))
+        return;
+    std::size_t stacks = 0, frames = 0;
+    if (t != nullptr) {
+        table_guard g(g_profiler.lock);
+        stacks = t->stack_count;
+        frames = t->frames_used;
+    }
+    stacks = 2 * stacks < reserve_min_stacks ? reserve_min_stacks : 2 * stacks;
+    frames = 2 * frames < reserve_min_stacks * arena_frames_per_stack ? reserve_min_stacks * arena_frames_per_stack
+                                                                        : 2 * frames;
+    const std::size_t need = writer_bytes_for(stacks, frames);
+    if (reserve_size() < need) {
+        if (void* r = map_reserve(need)) {
+            *static_cast<std::size_t*>(r) = need;  // the one page it touches
+            drop_reserve(g_profiler.reserve.exchange(r, std::memory_order_acq_rel));
+        }
+    }
+    // Covered up to the new sizes even when the memory was refused: retrying
+    // on every sample would make a program short of memory slower still.
+    g_profiler.reserve_frames.store(frames, std::memory_order_relaxed);
+    g_profiler.reserve_stacks.store(stacks, std::memory_order_relaxed);
+    g_profiler.reserve_busy.store(false, std::memory_order_release);
+}
+
+/// Captures the stack and enters a sampled allocation in the tables.
+MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
+    tables* t = g_profiler.current.load(std::memory_order_acquire);
+    if (t == nullptr) return;
+    t->prefetch_slot(p);     // loads while the stack is captured
+    internal_section quiet;  // first capture on a thread may look up its stack bounds
+    std::uintptr_t f[max_capture];
+    // skip 1: this function; memdiag's other frames are removed by name at snapshot.
+    const std::size_t n = capture_stack(f, t->max_depth.load(std::memory_order_relaxed) + internal_frames, 1);
+    const std::uint64_t h = frames_hash(f, n);
+    bool outgrown;
+    {
+        table_guard g(g_profiler.lock);
+        t->insert(p, size, f, n, h);
+        outgrown = t->stack_count > g_profiler.reserve_stacks.load(std::memory_order_relaxed) ||
+                   t->frames_used > g_profiler.reserve_frames.load(std::memory_order_relaxed);
+    }
+    if (MEMDIAG_UNLIKELY(outgrown)) resize_reserve(t);
+}
+
+/// profile_allocated handler: count down the thread's bytes, record when due.
+/// The event path calls it only when the countdown may run out (or belongs to
+/// an earlier run); other allocations it counts down inline (tracker.hpp).
+inline void on_allocated(thread_state* s, void* p, std::size_t size) noexcept {
+    const std::uint32_t epoch = g_registry.global_slow.load(std::memory_order_relaxed) >> slow_epoch_shift;
+    if (epoch == 0) return;  // stopped meanwhile
+    if (MEMDIAG_UNLIKELY(s->sample_epoch != epoch)) {
+        // First event of this thread in this run: seed, start a countdown.
+        s->sample_epoch = epoch;
+        if (s->rng == 0) {
+            const auto seed = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(s)) ^
+                              static_cast<std::uint64_t>(
+                                  std::chrono::steady_clock::now().time_since_epoch().count()) *
+                                  0x9e3779b97f4a7c15ull;
+            s->rng = seed != 0 ? seed : 1;
+        }
+        poisson_sampler smp{s->rng, 0};
+        s->sample_countdown = smp.draw(g_profiler.interval.load(std::memory_order_relaxed));
+        s->rng = smp.rng;
+    }
+    s->sample_countdown -= static_cast<std::int64_t>(size);
+    if (MEMDIAG_LIKELY(s->sample_countdown > 0)) return;
+    poisson_sampler smp{s->rng, 0};
+    s->sample_countdown = smp.draw(g_profiler.interval.load(std::memory_order_relaxed));
+    s->rng = smp.rng;
+    record_sample(p, size);
+}
+
+MEMDIAG_COLD inline void forget_block(tables* t, void* p) noexcept {
+    table_guard g(g_profiler.lock);
+    t->remove(p);
+}
+
+/// profile_freed handler: a lock-free filter test; only possible hits lock.
+inline void on_freed(void* p) noexcept {
+    tables* t = g_profiler.current.load(std::memory_order_acquire);
+    if (t == nullptr || MEMDIAG_LIKELY(t->cell(p).load(std::memory_order_relaxed) == 0)) return;
+    t->prefetch_slot(p);  // loads while the lock is taken
+    forget_block(t, p);
+}
+}  // namespace heapprof
+}  // namespace detail
+}  // namespace memdiag
