@@ -21,6 +21,7 @@
 #include "../snapshot/pprof.hpp"
 #include "../snapshot/report.hpp"
 #include "emergency_reserve.hpp"
+#include "frame_filter.hpp"
 #include "heap_sampling.hpp"
 #include "heap_tables.hpp"
 #include "internal_alloc.hpp"
@@ -52,38 +53,10 @@ struct snapshot_data {
     }
 };
 
-/// True for frames of the allocation machinery: memdiag's own functions, the
-/// replaced operator new and C allocation functions. Leading runs of these are
-/// removed from stacks.
+/// True for frames of the allocation machinery, by the rule budget reports
+/// use too (detail/frame_filter.hpp). Leading runs of these are removed from stacks.
 inline bool is_allocator_frame(const char* name, std::size_t n) noexcept {
-    if (n == 0) return false;
-    auto starts = [&](std::size_t at, const char* prefix) {
-        const std::size_t k = std::strlen(prefix);
-        return n - at >= k && std::memcmp(name + at, prefix, k) == 0;
-    };
-    static const char* const c_functions[] = {"malloc", "calloc", "realloc", "free", "posix_memalign",
-                                              "aligned_alloc", "memalign", "valloc", "pvalloc"};
-    for (const char* c : c_functions)
-        if (std::strlen(c) == n && std::memcmp(name, c, n) == 0) return true;
-    if (starts(0, "operator new") || starts(0, "operator delete")) return true;
-    // Mangled names (the fatal-signal handler does not demangle): operator
-    // new/new[]/delete/delete[], and anything in namespace memdiag.
-    if (starts(0, "_Znw") || starts(0, "_Zna") || starts(0, "_Zdl") || starts(0, "_Zda") ||
-        starts(0, "_ZN7memdiag") || starts(0, "_ZNK7memdiag"))
-        return true;
-    // A qualified name in namespace memdiag, possibly after a return type: look
-    // at every token outside template arguments, before the parameter list.
-    int depth = 0;
-    bool token_start = true;
-    for (std::size_t i = 0; i < n; ++i) {
-        const char c = name[i];
-        if (c == '<') ++depth;
-        else if (c == '>') --depth;
-        else if (c == '(' && depth == 0) break;
-        if (depth == 0 && token_start && starts(i, "memdiag::")) return true;
-        token_start = c == ' ' || c == '*' || c == '&';
-    }
-    return false;
+    return detail::is_allocation_frame(name, n);
 }
 
 /// Copies the tables and builds the trimmed, merged samples. False when the

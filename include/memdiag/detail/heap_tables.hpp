@@ -9,10 +9,10 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <thread>
 
 #include "../config.hpp"
 #include "internal_alloc.hpp"
+#include "spin_lock.hpp"
 #include "thread_state.hpp"
 
 #if MEMDIAG_HAS_LIBC_MALLOC
@@ -415,48 +415,11 @@ struct tables {
     }
 };
 
-/// The table lock. Critical sections are a few hundred nanoseconds, so a
-/// waiter spins on a plain load for a while before yielding: yielding at once
-/// (as the registry's spinlock does) turned exact-mode contention between two
-/// threads into mostly sched_yield system time.
-class table_lock {
-public:
-    void lock() noexcept {
-        for (;;) {
-            if (!flag_.exchange(true, std::memory_order_acquire)) return;
-            for (int i = 0; flag_.load(std::memory_order_relaxed); ++i)
-                if (i >= 2048) std::this_thread::yield();
-        }
-    }
-    void unlock() noexcept { flag_.store(false, std::memory_order_release); }
-    /// Takes the lock if it is free now (the fatal-signal handler never waits on it).
-    bool try_lock() noexcept {
-        return !flag_.load(std::memory_order_relaxed) && !flag_.exchange(true, std::memory_order_acquire);
-    }
-
-private:
-    std::atomic<bool> flag_{false};
-};
-
-/// RAII holder of a table_lock. Marks the thread as holding a memdiag lock
-/// (guard_lock): an allocation or free by a signal handler that interrupts it
-/// is counted without the tables (tracker.hpp) instead of waiting forever.
-class table_guard {
-public:
-    explicit table_guard(table_lock& l) noexcept : lock_(l) {
-        tls_head.guards += guard_lock;
-        lock_.lock();
-    }
-    ~table_guard() {
-        lock_.unlock();
-        tls_head.guards -= guard_lock;
-    }
-    table_guard(const table_guard&) = delete;
-    table_guard& operator=(const table_guard&) = delete;
-
-private:
-    table_lock& lock_;
-};
+/// The tables' lock: memdiag's one spinlock (detail/spin_lock.hpp), whose
+/// guard marks the thread as holding a memdiag lock, so that an allocation or
+/// free by a signal handler that interrupts it is counted without the tables.
+using table_lock = detail::spinlock;
+using table_guard = detail::spin_guard;
 }  // namespace heapprof
 }  // namespace detail
 }  // namespace memdiag

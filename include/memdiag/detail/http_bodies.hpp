@@ -189,6 +189,8 @@ inline void stats_body(internal_string& out, bool hook_installed, const server_f
     json_field(out, "stacks", h.stacks);
     json_field(out, "max_live_samples", h.max_live_samples);
     json_field(out, "max_stacks", h.max_stacks);
+    json_field(out, "table_bytes", h.table_bytes);
+    json_field(out, "max_table_bytes", h.max_table_bytes);
     out += "}, \"server\": {";
     json_field(out, "requests", server.requests, true);
     json_field(out, "rejected_connections", server.rejected);
