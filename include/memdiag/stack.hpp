@@ -37,6 +37,7 @@
 
 #include "config.hpp"
 #include "detail/arch/frames.hpp"
+#include "detail/os/code_ranges.hpp"
 #include "detail/os/thread_stack.hpp"
 #include "detail/os/unwinder.hpp"
 
@@ -82,13 +83,24 @@ MEMDIAG_NOINLINE MEMDIAG_NO_SANITIZE_ADDRESS inline std::size_t capture_stack(
     stack_method method = stack_method::automatic) noexcept {
 #if MEMDIAG_ENABLED
     if (out == nullptr || max_frames == 0) return 0;
+#if MEMDIAG_HAS_CODE_RANGES
+    detail::code_check code;
+    detail::code_check* const check = code.usable() ? &code : nullptr;
+#else
+    detail::code_check* const check = nullptr;
+#endif
 #if MEMDIAG_HAS_FRAME_WALK
     if (method != stack_method::unwinder) {
         const detail::stack_bounds b = detail::current_stack_bounds();
         // This function's own record comes first: its return address is out[0].
-        const detail::walk_result r =
-            detail::walk_frame_chain(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)), b.low,
-                                     b.high, out, max_frames, skip);
+        const auto first = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+        detail::walk_result r = detail::walk_frame_chain(first, b.low, b.high, out, max_frames, skip, check);
+#if MEMDIAG_HAS_CODE_RANGES
+        if (check != nullptr && !code.stable()) {  // the table was rebuilt meanwhile (a dlopen): once more
+            detail::code_check again;
+            r = detail::walk_frame_chain(first, b.low, b.high, out, max_frames, skip, &again);
+        }
+#endif
         if (method == stack_method::frame_pointers || !detail::walk_needs_unwinder(r)) return r.count;
     }
 #else
@@ -99,8 +111,24 @@ MEMDIAG_NOINLINE MEMDIAG_NO_SANITIZE_ADDRESS inline std::size_t capture_stack(
 #if MEMDIAG_HAS_FRAME_WALK
     anchor = detail::strip_return_address(anchor);
 #endif
-    return detail::unwind_frames(out, max_frames, skip, anchor);
+    std::size_t n = detail::unwind_frames(out, max_frames, skip, anchor);
+#if MEMDIAG_HAS_CODE_RANGES
+    // The unwinder reports the frame it could not unwind further too; its
+    // address may be anything (a corrupted return address): end before it.
+    if (check != nullptr) {
+        for (std::size_t i = 0; i < n; ++i) {
+            if (code.contains(out[i]) == detail::code_check::verdict::not_code) {
+                n = i;
+                break;
+            }
+        }
+    }
 #else
+    (void)check;
+#endif
+    return n;
+#else
+    (void)check;
     return 0;
 #endif  // MEMDIAG_HAS_UNWINDER
 #else
