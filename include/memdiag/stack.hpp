@@ -30,6 +30,13 @@
 // frame pointers (Debian's libc and libstdc++) cost the frames inside them.
 // Tail calls (-foptimize-sibling-calls, on at -O2) remove the calling frame
 // with either method; -fno-optimize-sibling-calls keeps it.
+//
+// Never an impossible frame (ELF platforms): every address either method
+// returns lies in an executable segment of a loaded object, and the walk's
+// also follows a call instruction (detail/os/code_ranges.hpp). A walk that
+// meets any other word (code without frame pointers left data where a frame
+// record should be) ends there, and automatic redoes the stack with the
+// unwinder. A stale return address of an earlier call passes every check.
 #pragma once
 
 #include <cstddef>
