@@ -120,15 +120,25 @@ MEMDIAG_ALWAYS_INLINE bool plausible_return_address(std::uintptr_t ra, std::uint
 }
 
 #if MEMDIAG_HAS_CODE_RANGES
+/// The walk's cache of the last readable code segment hit, in registers: most
+/// frames of a stack are in one or two objects.
+struct code_cache {
+    std::uintptr_t lo = 0, hi = 0;
+};
+
 /// True when ra can be a return address in loaded code: inside an executable
 /// segment and, where the segment is readable, right after a call instruction.
-MEMDIAG_ALWAYS_INLINE bool is_code_return_address(code_check& code, std::uintptr_t ra) noexcept {
-    switch (code.contains(ra)) {
-    case code_check::verdict::not_code: return false;
-    case code_check::verdict::code_opaque: return true;
-    case code_check::verdict::code: break;
+MEMDIAG_ALWAYS_INLINE bool is_code_return_address(code_check& code, code_cache& c, std::uintptr_t ra) noexcept {
+    if (ra - c.lo >= c.hi - c.lo) {
+        switch (code.contains(ra)) {
+        case code_check::verdict::not_code: return false;
+        case code_check::verdict::code_opaque: return true;  // cannot read the call: trust the segment
+        case code_check::verdict::code: break;
+        }
+        c.lo = code.segment_start();
+        c.hi = code.segment_limit();
     }
-    return follows_call(ra, ra - code.segment_start());
+    return follows_call(ra, ra - c.lo);
 }
 #endif  // MEMDIAG_HAS_CODE_RANGES
 
@@ -151,6 +161,9 @@ MEMDIAG_NO_SANITIZE_ADDRESS inline walk_result walk_frame_chain(std::uintptr_t f
                                                                 code_check* code = nullptr) noexcept {
     constexpr std::uintptr_t record = 2 * sizeof(std::uintptr_t);
     walk_result r{0, 0, walk_end::full};
+#if MEMDIAG_HAS_CODE_RANGES
+    code_cache cache;
+#endif
     while (r.count < max_frames) {
         if ((frame & (sizeof(std::uintptr_t) - 1)) != 0 || frame < low || high < record ||
             frame > high - record) {
@@ -169,7 +182,7 @@ MEMDIAG_NO_SANITIZE_ADDRESS inline walk_result walk_frame_chain(std::uintptr_t f
             return r;
         }
 #if MEMDIAG_HAS_CODE_RANGES
-        if (code != nullptr && !is_code_return_address(*code, ra)) {
+        if (code != nullptr && !is_code_return_address(*code, cache, ra)) {
             r.end = walk_end::implausible;
             return r;
         }

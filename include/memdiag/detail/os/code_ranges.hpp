@@ -194,6 +194,8 @@ public:
     /// Start of the segment of the last address found to be code: the bytes
     /// from there up to that address are mapped.
     std::uintptr_t segment_start() const noexcept { return lo_; }
+    /// End (exclusive) of that segment.
+    std::uintptr_t segment_limit() const noexcept { return hi_; }
 
     /// True when no rebuild overlapped this check's reads (a torn read could
     /// have accepted a wrong address): the verdicts can be trusted.
