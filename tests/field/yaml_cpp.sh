@@ -140,15 +140,24 @@ n_failed=$(wc -l <"$work/snap.failed")
 if [ "$n_failed" -eq 0 ]; then
     fail "snapshots: no test failed under MEMDIAG_TEST_BUDGET=$tight (the check needs some)"
 else
-    missing=0 unreadable=0
+    missing=0 unreadable=0 files=()
     while read -r name; do
         file=$snapdir/$(printf '%s' "$name" | sed -e 's/[^A-Za-z0-9._-]\{1,\}/_/g' -e 's/^[._]*//' -e 's/[._]*$//' | cut -c1-120).pb.gz
-        if [ ! -s "$file" ]; then
+        if [ -s "$file" ]; then
+            files+=("$file")
+        else
             missing=$((missing + 1)); [ $missing -le 5 ] && echo "   no snapshot for $name ($file)" >&2
-        elif ! go tool pprof -top -nodecount=1 "$file" >/dev/null 2>"$work/pprof.err"; then
-            unreadable=$((unreadable + 1)); [ $unreadable -le 5 ] && echo "   pprof cannot read $file: $(head -2 "$work/pprof.err")" >&2
         fi
     done <"$work/snap.failed"
+    # One pprof run reads (and merges) them all; if it fails, find which.
+    if [ ${#files[@]} -gt 0 ] && ! go tool pprof -top -nodecount=1 "${files[@]}" >/dev/null 2>"$work/pprof.err"; then
+        for file in "${files[@]}"; do
+            if ! go tool pprof -top -nodecount=1 "$file" >/dev/null 2>"$work/pprof.err"; then
+                unreadable=$((unreadable + 1))
+                [ $unreadable -le 5 ] && echo "   pprof cannot read $file: $(head -2 "$work/pprof.err")" >&2
+            fi
+        done
+    fi
     if [ $missing -eq 0 ] && [ $unreadable -eq 0 ]; then
         pass "snapshots: each of the $n_failed tests failing MEMDIAG_TEST_BUDGET=$tight left a snapshot go tool pprof reads"
     else
