@@ -84,7 +84,12 @@ inline constexpr bool has_unwinder = MEMDIAG_HAS_UNWINDER != 0;
 /// up the thread's stack bounds (inside an internal_section). Stacks other than
 /// the thread's own (signal alternate stacks, coroutines with their own stacks)
 /// fail the bounds check: frame_pointers then captures nothing and automatic
-/// uses the unwinder. Under MEMDIAG_DISABLE it captures nothing.
+/// uses the unwinder. The first call in the process, and a call that meets an
+/// address outside the known code after objects were loaded or unloaded,
+/// list the loaded objects (dl_iterate_phdr, which takes the loader's lock):
+/// like the unwinder, never call it while holding a lock that code running
+/// under the loader's lock (dlopen, dlclose, static constructors) may wait for.
+/// Under MEMDIAG_DISABLE it captures nothing.
 MEMDIAG_NOINLINE MEMDIAG_NO_SANITIZE_ADDRESS inline std::size_t capture_stack(
     std::uintptr_t* out, std::size_t max_frames, std::size_t skip = 0,
     stack_method method = stack_method::automatic) noexcept {
