@@ -569,6 +569,7 @@ TEST_CASE("symbol names: optimizer clones are named as their function, version s
 // Issue 12 item 10: a returned address is always in loaded code.
 #include <dlfcn.h>
 #include <link.h>
+#include <sys/wait.h>
 
 namespace stack_test {
 const char rodata_marker[] = "not code";
@@ -750,5 +751,17 @@ TEST_CASE("stacks are never wrong: the code table follows dlopen and dlclose", "
         memdiag::detail::code_check later(table);
         CHECK(later.contains(want.second) == memdiag::detail::code_check::verdict::not_code);
     }
+}
+TEST_CASE("stacks are never wrong: a child forked while the table was published rebuilds it", "[stack][code]") {
+    memdiag::detail::code_range_table table;
+    table.publishing.store(static_cast<long>(getpid()));  // as if a parent thread were publishing at the fork
+    CHECK(!memdiag::detail::refresh_code_ranges(table));  // here it is busy: the rebuild gives up
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) _exit(memdiag::detail::refresh_code_ranges(table) && table.publishing.load() == 0 ? 0 : 1);
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);  // the child took the stale lock over and published
 }
 #endif  // MEMDIAG_HAS_FRAME_WALK && MEMDIAG_HAS_CODE_RANGES

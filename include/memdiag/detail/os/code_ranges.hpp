@@ -30,6 +30,7 @@
 #define MEMDIAG_HAS_CODE_RANGES 1
 #include <link.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #endif
 #endif  // __has_include
 #ifndef MEMDIAG_HAS_CODE_RANGES
@@ -53,7 +54,10 @@ struct code_range_table {
     std::atomic<std::uint32_t> seq{0};       ///< even: stable; odd: being rewritten
     std::atomic<std::uint32_t> count{0};     ///< entries in use
     std::atomic<bool> built{false};          ///< a build has been published
-    std::atomic<bool> publishing{false};     ///< try-lock of the publisher (never waited on)
+    /// Try-lock of the publisher, never waited on: 0 free, else the process id
+    /// of the holder, so a child forked while a parent thread published (the
+    /// lock copied held) takes it over instead of never rebuilding again.
+    std::atomic<long> publishing{0};
     std::atomic<unsigned long long> generation{0};  ///< the loader's counters at the last build
     std::atomic<std::uintptr_t> start[capacity];    ///< page-aligned start | readable_bit
     std::atomic<std::uintptr_t> limit[capacity];    ///< exclusive end
@@ -134,7 +138,12 @@ inline bool refresh_code_ranges(code_range_table& t = g_code_ranges) noexcept {
         s.limit[j] = b;
     }
     bool published = false;
-    if (!t.publishing.exchange(true, std::memory_order_acquire)) {
+    const long self = static_cast<long>(::getpid());
+    long holder = 0;
+    bool locked = t.publishing.compare_exchange_strong(holder, self, std::memory_order_acquire);
+    if (!locked && holder != self)  // held in the parent before a fork: nobody here holds it
+        locked = t.publishing.compare_exchange_strong(holder, self, std::memory_order_acquire);
+    if (locked) {
         const std::uint32_t q = t.seq.load(std::memory_order_relaxed);
         t.seq.store(q + 1, std::memory_order_relaxed);  // odd: readers distrust what they read
         std::atomic_thread_fence(std::memory_order_release);
@@ -146,7 +155,7 @@ inline bool refresh_code_ranges(code_range_table& t = g_code_ranges) noexcept {
         t.generation.store(s.generation_known ? s.generation : gen, std::memory_order_relaxed);
         t.seq.store(q + 2, std::memory_order_release);
         t.built.store(true, std::memory_order_release);
-        t.publishing.store(false, std::memory_order_release);
+        t.publishing.store(0, std::memory_order_release);
         published = true;
     }
     ::munmap(mem, bytes);
