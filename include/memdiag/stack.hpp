@@ -30,6 +30,13 @@
 // frame pointers (Debian's libc and libstdc++) cost the frames inside them.
 // Tail calls (-foptimize-sibling-calls, on at -O2) remove the calling frame
 // with either method; -fno-optimize-sibling-calls keeps it.
+//
+// Never an impossible frame (ELF platforms): every address either method
+// returns lies in an executable segment of a loaded object, and the walk's
+// also follows a call instruction (detail/os/code_ranges.hpp). A walk that
+// meets any other word (code without frame pointers left data where a frame
+// record should be) ends there, and automatic redoes the stack with the
+// unwinder. A stale return address of an earlier call passes every check.
 #pragma once
 
 #include <cstddef>
@@ -37,6 +44,7 @@
 
 #include "config.hpp"
 #include "detail/arch/frames.hpp"
+#include "detail/os/code_ranges.hpp"
 #include "detail/os/thread_stack.hpp"
 #include "detail/os/unwinder.hpp"
 
@@ -76,19 +84,35 @@ inline constexpr bool has_unwinder = MEMDIAG_HAS_UNWINDER != 0;
 /// up the thread's stack bounds (inside an internal_section). Stacks other than
 /// the thread's own (signal alternate stacks, coroutines with their own stacks)
 /// fail the bounds check: frame_pointers then captures nothing and automatic
-/// uses the unwinder. Under MEMDIAG_DISABLE it captures nothing.
+/// uses the unwinder. The first call in the process, and a call that meets an
+/// address outside the known code after objects were loaded or unloaded,
+/// list the loaded objects (dl_iterate_phdr, which takes the loader's lock):
+/// like the unwinder, never call it while holding a lock that code running
+/// under the loader's lock (dlopen, dlclose, static constructors) may wait for.
+/// Under MEMDIAG_DISABLE it captures nothing.
 MEMDIAG_NOINLINE MEMDIAG_NO_SANITIZE_ADDRESS inline std::size_t capture_stack(
     std::uintptr_t* out, std::size_t max_frames, std::size_t skip = 0,
     stack_method method = stack_method::automatic) noexcept {
 #if MEMDIAG_ENABLED
     if (out == nullptr || max_frames == 0) return 0;
+#if MEMDIAG_HAS_CODE_RANGES
+    detail::code_check code;
+    detail::code_check* const check = code.usable() ? &code : nullptr;
+#else
+    detail::code_check* const check = nullptr;
+#endif
 #if MEMDIAG_HAS_FRAME_WALK
     if (method != stack_method::unwinder) {
         const detail::stack_bounds b = detail::current_stack_bounds();
         // This function's own record comes first: its return address is out[0].
-        const detail::walk_result r =
-            detail::walk_frame_chain(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)), b.low,
-                                     b.high, out, max_frames, skip);
+        const auto first = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+        detail::walk_result r = detail::walk_frame_chain(first, b.low, b.high, out, max_frames, skip, check);
+#if MEMDIAG_HAS_CODE_RANGES
+        if (check != nullptr && !code.stable()) {  // the table was rebuilt meanwhile (a dlopen): once more
+            detail::code_check again;
+            r = detail::walk_frame_chain(first, b.low, b.high, out, max_frames, skip, &again);
+        }
+#endif
         if (method == stack_method::frame_pointers || !detail::walk_needs_unwinder(r)) return r.count;
     }
 #else
@@ -99,8 +123,24 @@ MEMDIAG_NOINLINE MEMDIAG_NO_SANITIZE_ADDRESS inline std::size_t capture_stack(
 #if MEMDIAG_HAS_FRAME_WALK
     anchor = detail::strip_return_address(anchor);
 #endif
-    return detail::unwind_frames(out, max_frames, skip, anchor);
+    std::size_t n = detail::unwind_frames(out, max_frames, skip, anchor);
+#if MEMDIAG_HAS_CODE_RANGES
+    // The unwinder reports the frame it could not unwind further too; its
+    // address may be anything (a corrupted return address): end before it.
+    if (check != nullptr) {
+        for (std::size_t i = 0; i < n; ++i) {
+            if (code.contains(out[i]) == detail::code_check::verdict::not_code) {
+                n = i;
+                break;
+            }
+        }
+    }
 #else
+    (void)check;
+#endif
+    return n;
+#else
+    (void)check;
     return 0;
 #endif  // MEMDIAG_HAS_UNWINDER
 #else
