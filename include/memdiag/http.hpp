@@ -50,6 +50,7 @@
 #include <new>
 
 #include "config.hpp"
+#include "detail/background_handle.hpp"
 #include "detail/http_server.hpp"
 #include "result.hpp"
 
@@ -183,42 +184,23 @@ inline result make_config(const http_options& o, config& cfg) noexcept {
     cfg.max_delta_seconds = o.max_delta_seconds();
     return result::success();
 }
+#else
+// No endpoint here: a handle that never holds a worker.
+struct server {
+    void shutdown_and_join() noexcept {}
+};
 #endif  // MEMDIAG_POSIX && MEMDIAG_ENABLED
 
 }  // namespace http
 }  // namespace detail
 
-/// A running pprof endpoint (or the reason there is none). Move-only; the
-/// destructor stops it. Exception safety: every operation is noexcept.
-class pprof_server {
+/// A running pprof endpoint (or the reason there is none): running(),
+/// status() and stop() (wakes the thread, joins it, closes every socket;
+/// clients in the middle of a request are cut off) are
+/// detail::background_handle's. Move-only; the destructor stops it. Every
+/// operation is noexcept.
+class pprof_server : public detail::background_handle<detail::http::server> {
 public:
-    /// Not serving; status() says so.
-    pprof_server() noexcept : status_(result::failure("not started")) {}
-    pprof_server(pprof_server&& o) noexcept : impl_(o.impl_), status_(o.status_) {
-        o.impl_ = nullptr;
-        o.status_ = result::failure("moved from");
-    }
-    pprof_server& operator=(pprof_server&& o) noexcept {
-        if (this != &o) {
-            stop();
-            impl_ = o.impl_;
-            status_ = o.status_;
-            o.impl_ = nullptr;
-            o.status_ = result::failure("moved from");
-        }
-        return *this;
-    }
-    pprof_server(const pprof_server&) = delete;
-    pprof_server& operator=(const pprof_server&) = delete;
-    ~pprof_server() { stop(); }
-
-    /// True while the server thread runs.
-    bool running() const noexcept { return impl_ != nullptr; }
-    /// Same as running().
-    explicit operator bool() const noexcept { return running(); }
-    /// Success while running; otherwise why it is not (bad address, port in
-    /// use, stopped, not supported here...).
-    const result& status() const noexcept { return status_; }
     /// The port listened on (the chosen one when the address gave port 0); 0 when not running.
     unsigned short port() const noexcept {
 #if MEMDIAG_POSIX && MEMDIAG_ENABLED
@@ -235,28 +217,10 @@ public:
         return 0;
 #endif
     }
-    /// Stops serving: wakes the thread, joins it, closes every socket. Clients
-    /// in the middle of a request are cut off. Idempotent.
-    void stop() noexcept {
-#if MEMDIAG_POSIX && MEMDIAG_ENABLED
-        if (impl_ == nullptr) return;
-        impl_->shutdown_and_join();
-        impl_->~server();
-        detail::internal_free(impl_);
-        impl_ = nullptr;
-        status_ = result::failure("stopped");
-#endif
-    }
 
 private:
     friend pprof_server serve_pprof(const http_options&) noexcept;
     friend pprof_server serve_pprof_from_env() noexcept;
-#if MEMDIAG_POSIX && MEMDIAG_ENABLED
-    detail::http::server* impl_ = nullptr;
-#else
-    void* impl_ = nullptr;
-#endif
-    result status_;
 };
 
 /// Starts the endpoint on one background thread. Never throws: a bad address,

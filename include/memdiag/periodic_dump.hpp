@@ -29,6 +29,7 @@
 #include <new>
 
 #include "config.hpp"
+#include "detail/background_handle.hpp"
 #include "detail/internal_alloc.hpp"
 #include "detail/internal_section.hpp"
 #include "heap_profile.hpp"
@@ -167,42 +168,33 @@ struct dumper {
         static_cast<dumper*>(self)->run();
         return nullptr;
     }
+
+    // For background_handle::stop().
+    void shutdown_and_join() noexcept {
+        pthread_mutex_lock(&mutex);
+        stopping = true;
+        pthread_cond_signal(&wake);
+        pthread_mutex_unlock(&mutex);
+        pthread_join(thread, nullptr);
+        pthread_cond_destroy(&wake);
+    }
+};
+#else
+// No periodic dumps here: a handle that never holds a worker.
+struct dumper {
+    void shutdown_and_join() noexcept {}
 };
 #endif  // MEMDIAG_POSIX && MEMDIAG_ENABLED
 
 }  // namespace dumps
 }  // namespace detail
 
-/// A running periodic dump (or the reason there is none). Move-only; the
-/// destructor stops it. Exception safety: every operation is noexcept.
-class periodic_dump {
+/// A running periodic dump (or the reason there is none): running(), status()
+/// and stop() (wakes the thread and joins it; a dump in progress is finished
+/// first) are detail::background_handle's. Move-only; the destructor stops it.
+/// Every operation is noexcept.
+class periodic_dump : public detail::background_handle<detail::dumps::dumper> {
 public:
-    /// Not running; status() says so.
-    periodic_dump() noexcept : status_(result::failure("not started")) {}
-    periodic_dump(periodic_dump&& o) noexcept : impl_(o.impl_), status_(o.status_) {
-        o.impl_ = nullptr;
-        o.status_ = result::failure("moved from");
-    }
-    periodic_dump& operator=(periodic_dump&& o) noexcept {
-        if (this != &o) {
-            stop();
-            impl_ = o.impl_;
-            status_ = o.status_;
-            o.impl_ = nullptr;
-            o.status_ = result::failure("moved from");
-        }
-        return *this;
-    }
-    periodic_dump(const periodic_dump&) = delete;
-    periodic_dump& operator=(const periodic_dump&) = delete;
-    ~periodic_dump() { stop(); }
-
-    /// True while the dumping thread runs.
-    bool running() const noexcept { return impl_ != nullptr; }
-    /// Same as running().
-    explicit operator bool() const noexcept { return running(); }
-    /// Success while running; otherwise why not (bad directory, stopped...).
-    const result& status() const noexcept { return status_; }
     /// Dumps written so far.
     std::uint64_t dumps_written() const noexcept {
 #if MEMDIAG_POSIX && MEMDIAG_ENABLED
@@ -232,33 +224,9 @@ public:
 #endif
         return buf;
     }
-    /// Stops dumping: wakes the thread and joins it (a dump in progress is
-    /// finished first). Idempotent.
-    void stop() noexcept {
-#if MEMDIAG_POSIX && MEMDIAG_ENABLED
-        if (impl_ == nullptr) return;
-        pthread_mutex_lock(&impl_->mutex);
-        impl_->stopping = true;
-        pthread_cond_signal(&impl_->wake);
-        pthread_mutex_unlock(&impl_->mutex);
-        pthread_join(impl_->thread, nullptr);
-        pthread_cond_destroy(&impl_->wake);
-        impl_->~dumper();
-        detail::internal_free(impl_);
-        impl_ = nullptr;
-        status_ = result::failure("stopped");
-#endif
-    }
-
 private:
     friend periodic_dump dump_every(double, const char*, unsigned) noexcept;
     friend periodic_dump dump_every_from_env() noexcept;
-#if MEMDIAG_POSIX && MEMDIAG_ENABLED
-    detail::dumps::dumper* impl_ = nullptr;
-#else
-    void* impl_ = nullptr;
-#endif
-    result status_;
 };
 
 /// Writes the heap profile to `dir` every `seconds` (at least 0.001), keeping
