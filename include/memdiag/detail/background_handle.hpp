@@ -4,15 +4,14 @@
 
 #include "../config.hpp"
 #include "../result.hpp"
-#include "internal_alloc.hpp"
 
 namespace memdiag {
 namespace detail {
 
-/// Owns one worker placed in internal memory (internal_malloc + placement new),
-/// or holds the reason there is none. Worker provides
-/// `void shutdown_and_join() noexcept`; stop() calls it, then destroys and frees
-/// the worker. Move-only; the destructor stops. Every operation is noexcept.
+/// Owns one worker, or holds the reason there is none. Worker's namespace
+/// declares `void destroy_worker(Worker*) noexcept` (stop its thread, destroy
+/// and free it); stop() calls it, so Worker may stay an incomplete type here
+/// (its definition can live in the implementation unit). Move-only; the destructor stops. Every operation is noexcept.
 /// The public classes derive from it (their friends start the worker: they set
 /// impl_ and status_).
 template <class Worker>
@@ -46,9 +45,7 @@ public:
     /// Stops the worker and joins its thread. Idempotent.
     void stop() noexcept {
         if (impl_ == nullptr) return;
-        impl_->shutdown_and_join();
-        impl_->~Worker();
-        internal_free(impl_);
+        destroy_worker(impl_);  // found by argument-dependent lookup, beside Worker
         impl_ = nullptr;
         status_ = result::failure("stopped");
     }
