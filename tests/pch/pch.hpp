@@ -1,4 +1,4 @@
-// tests/pch.hpp - precompiled once for the Catch2 test programs that share it
+// tests/pch/pch.hpp - precompiled once for the Catch2 test programs that share it
 // (tests/CMakeLists.txt, memdiag_test): the framework, the standard headers the
 // tests use, and memdiag's core headers, parsed once instead of in every file.
 //
@@ -30,4 +30,4 @@
 #include <memdiag/stats.hpp>
 #include <memdiag/tracker.hpp>
 
-#include "catch.hpp"
+#include "../catch.hpp"
