@@ -5,7 +5,8 @@
 // Only headers whose meaning no test changes with a macro: global_new.hpp's
 // definitions (MEMDIAG_REPLACE_GLOBAL_NEW) and testing/*.hpp stay out, and
 // hook_main.cpp is compiled without it.
-#pragma once
+// No #pragma once: Meson compiles this file as the main file (GCC warns there);
+// it is only ever force-included, once.
 
 #include <algorithm>
 #include <atomic>
