@@ -8,10 +8,15 @@
 # the compiler, which a loaded machine disturbs less than wall time.
 # Prints a Markdown table (the README's Performance section quotes it).
 #
+# The last rows time the headers that have an implementation split again with
+# -DMEMDIAG_SEPARATE_IMPLEMENTATION (config.hpp): what a unit pays when one
+# other unit includes memdiag/implementation.hpp.
+#
 # Usage: bench/include_time.sh [--runs N]   Environment: CXX (default g++).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cxx=${CXX:-g++}
+extra=()  # more compiler flags for the rows being timed
 runs=3
 [ "${1:-}" = --runs ] && runs=$2
 work=$(mktemp -d)
@@ -21,7 +26,7 @@ trap 'rm -rf "$work"' EXIT
 cpu_seconds() {
   local i t times=()
   for ((i = 0; i < runs; i++)); do
-    t=$( { /usr/bin/env time -f '%U %S' "$cxx" -std=c++17 -O2 -fsyntax-only -Iinclude "$1" 2>&1 >/dev/null; } |
+    t=$( { /usr/bin/env time -f '%U %S' "$cxx" -std=c++17 -O2 -fsyntax-only -Iinclude "${extra[@]}" "$1" 2>&1 >/dev/null; } |
          tail -n 1 | awk '{ printf "%.2f", $1 + $2 }')
     times+=("$t")
   done
@@ -32,7 +37,7 @@ row() {
   local label=$1 f=$work/tu.cpp t
   shift
   printf '#include <%s>\n' "$@" >"$f"
-  if ! "$cxx" -std=c++17 -fsyntax-only -Iinclude "$f" 2>/dev/null; then
+  if ! "$cxx" -std=c++17 -fsyntax-only -Iinclude "${extra[@]}" "$f" 2>/dev/null; then
     echo "| $label | (does not compile alone here: a dependency is missing) | |"
     return
   fi
@@ -56,3 +61,7 @@ row "framework alone: \`<catch2/catch.hpp>\`" catch2/catch.hpp
 row "framework alone: \`<gtest/gtest.h>\`" gtest/gtest.h
 row "framework alone: \`<doctest/doctest.h>\`" doctest/doctest.h
 row "framework alone: \`<benchmark/benchmark.h>\`" benchmark/benchmark.h
+extra=(-DMEMDIAG_SEPARATE_IMPLEMENTATION)
+for h in memdiag/http.hpp memdiag/periodic_dump.hpp; do
+  row "\`$h\` with MEMDIAG_SEPARATE_IMPLEMENTATION" "$h"
+done

@@ -141,11 +141,8 @@ cmake_config() {
 
 # ctest_skip_reasons DIR: name each test CTest skipped with the SKIP lines it printed.
 ctest_skip_reasons() {
-  local log=$1/Testing/Temporary/LastTest.log
-  [ -f "$log" ] || return 0
-  awk '/^[0-9]+\/[0-9]+ Test: / { name = $3; n = 0 }
-       /^SKIP/ { why[name] = why[name] (n++ ? "; " : "") substr($0, 1, 200) }
-       END { for (t in why) print "   skip note from " t ": " why[t] }' "$log" | tee -a "$out/$current.notes"
+  . "$root/tests/lib/skip_notes.sh"
+  ctest_skip_notes "$1/Testing/Temporary/LastTest.log" | tee -a "$out/$current.notes"
 }
 
 # The every-header TU as a program (with the global hook), run where it can run.

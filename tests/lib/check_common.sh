@@ -21,3 +21,30 @@ require_go() {
         exit 77
     fi
 }
+
+# pprof_share LABEL SNAPSHOT FUNCTION [MIN_PERCENT]: go tool pprof reads SNAPSHOT
+# (a pass or a fail), and FUNCTION holds at least MIN_PERCENT (default 80) of its
+# in-use bytes (another; the top of the profile on stderr when it does not).
+# SNAPSHOT may be empty (no file found): one fail. Needs require_go first.
+pprof_share() {
+    local label=$1 snap=$2 fn=$3 min=${4:-80} top share
+    if [ -z "$snap" ] || [ ! -s "$snap" ]; then
+        fail "$label: no snapshot${snap:+ at $snap}"
+        return
+    fi
+    top=$(go tool pprof -top -sample_index=inuse_space "$snap" 2>&1) ||
+        { fail "$label: go tool pprof cannot read ${snap##*/}: $(printf '%s\n' "$top" | head -3)"; return; }
+    pass "$label: go tool pprof reads ${snap##*/}"
+    share=$(printf '%s\n' "$top" | awk -v f="$fn" '$0 ~ f { gsub("%", "", $2); print $2; exit }')
+    if [ -n "$share" ] && awk -v s="$share" -v m="$min" 'BEGIN { exit !(s >= m) }'; then
+        pass "$label: $fn holds $share% of in-use bytes"
+    else
+        fail "$label: $fn holds '${share:-none}'% of in-use bytes (want >= $min)"
+        printf '%s\n' "$top" | head -15 >&2
+    fi
+}
+
+# expect_status LABEL WANT RC: a pass when RC is WANT, else a fail naming both.
+expect_status() {
+    if [ "$3" -eq "$2" ]; then pass "$1 (status $3)"; else fail "$1: status $3, want $2"; fi
+}

@@ -43,6 +43,7 @@
 #include "../env.hpp"
 #include "../result.hpp"
 #include "http_bodies.hpp"
+#include "http_parse.hpp"
 #include "internal_alloc.hpp"
 #include "internal_section.hpp"
 
@@ -72,19 +73,6 @@ struct config {
     unsigned max_delta_seconds = 60;
 };
 
-/// True when a and b (lengths na, nb) are equal, in time that depends only on
-/// na (the expected token's length), never on where they differ.
-inline bool same_secret(const char* expected, std::size_t ne, const char* given, std::size_t ng) noexcept {
-    unsigned diff = ne != ng ? 1u : 0u;
-    for (std::size_t i = 0; i < ne; ++i) {
-        const unsigned char g = i < ng ? static_cast<unsigned char>(given[i]) : 0;
-        diff |= static_cast<unsigned>(static_cast<unsigned char>(expected[i]) ^ g);
-    }
-    // Keep the compiler from turning the loop into an early-exit comparison.
-    volatile unsigned sink = diff;
-    return sink == 0;
-}
-
 /// True when some translation unit replaced operator new (global_new.hpp is
 /// not included: it must be included after its macro, in one file only).
 inline bool hook_installed() noexcept {
@@ -100,19 +88,6 @@ inline std::int64_t now_ms() noexcept {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::steady_clock::now().time_since_epoch())
         .count();
-}
-
-/// Case-insensitive prefix test.
-inline bool starts_with_nocase(const char* p, std::size_t n, const char* prefix) noexcept {
-    const std::size_t k = std::strlen(prefix);
-    if (n < k) return false;
-    for (std::size_t i = 0; i < k; ++i) {
-        char a = p[i], b = prefix[i];
-        if (a >= 'A' && a <= 'Z') a = static_cast<char>(a - 'A' + 'a');
-        if (b >= 'A' && b <= 'Z') b = static_cast<char>(b - 'A' + 'a');
-        if (a != b) return false;
-    }
-    return true;
 }
 
 enum class phase : unsigned char { idle, reading, waiting, writing, draining };
@@ -342,16 +317,6 @@ struct server {
             q = pe + (amp ? 1 : 0);
         }
         return true;
-    }
-
-    /// Finds the blank line ending the headers; its end offset, or 0.
-    static std::size_t header_end(const char* in, std::size_t n) noexcept {
-        for (std::size_t i = 0; i + 1 < n; ++i) {
-            if (in[i] != '\n') continue;
-            if (in[i + 1] == '\n') return i + 2;
-            if (i + 2 < n && in[i + 1] == '\r' && in[i + 2] == '\n') return i + 3;
-        }
-        return 0;
     }
 
     void on_readable(connection& c) {

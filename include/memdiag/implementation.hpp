@@ -1,0 +1,21 @@
+// memdiag/implementation.hpp - the definitions of memdiag's split parts, for
+// builds with MEMDIAG_SEPARATE_IMPLEMENTATION (config.hpp).
+//
+// With MEMDIAG_SEPARATE_IMPLEMENTATION defined in every translation unit,
+// include this header in exactly one of them (a .cpp of its own, or the one
+// that defines MEMDIAG_REPLACE_GLOBAL_NEW, where global_new.hpp includes it):
+//
+//     // memdiag_impl.cpp
+//     #include <memdiag/implementation.hpp>
+//
+// Header-only (the default) the headers define these parts themselves and this
+// header adds nothing: including it is harmless.
+//
+// Split so far: the pprof endpoint (http.hpp) and periodic dumps
+// (periodic_dump.hpp).
+#pragma once
+
+#include "config.hpp"
+
+#include "detail/http_impl.hpp"
+#include "detail/periodic_dump_impl.hpp"
