@@ -20,11 +20,11 @@ out=${MEMDIAG_MATRIX_DIR:-build/matrix}
 case $out in /*) ;; *) out=$root/$out ;; esac
 all_configs=(gcc-17 gcc-20 clang-17 clang-20 release-gcc release-clang asan tsan m32 aarch64 no-exceptions no-rtti
   disable headers warnings mingw fuzz catch2-v3 field consumers install-bare)
-# What CI runs after scripts/test.sh (g++, C++17, Release -O3). Each compiler is
-# built in Debug (g++: no-rtti and disable; clang++: asan) and in Release (-O3;
-# clang++ in C++20), so the plain gcc-17/gcc-20/clang-17/clang-20 rows and
-# release-gcc are left to local runs.
-default_configs=(release-clang asan tsan m32 aarch64 no-exceptions no-rtti disable headers warnings
+# What CI runs after scripts/test.sh (g++, C++17, Debug). Each compiler is
+# built in Debug (g++: test.sh, no-rtti and disable; clang++: asan) and in
+# Release (-O3, C++20: release-gcc, release-clang), so the plain
+# gcc-17/gcc-20/clang-17/clang-20 rows are left to local runs.
+default_configs=(release-gcc release-clang asan tsan m32 aarch64 no-exceptions no-rtti disable headers warnings
   mingw fuzz catch2-v3 field consumers install-bare)
 
 if [ "${1:-}" = "--list" ]; then
@@ -218,7 +218,7 @@ run() {
         # clang -O3 elides or merges new/delete pairs whose memory does not
         # escape (allowed since C++14), and these tests count such pairs made
         # by the test code itself; they are built here (-Werror) and run in
-        # scripts/test.sh (g++ -O3) and the Debug rows.
+        # release-gcc (g++ -O3) and the Debug rows.
         CTEST_ARGS=(-E '^(memdiag_hook_tests|lifetime_hook_active|http_check)$')
         echo "memdiag_hook_tests, lifetime_hook_active, http_check: built, not run under clang -O3 (it elides the new/delete pairs they count)" \
           >> "$out/$current.notes"
