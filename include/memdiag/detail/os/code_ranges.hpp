@@ -28,6 +28,7 @@
 #if defined(__ELF__) && __has_include(<link.h>) && __has_include(<sys/mman.h>) && \
     (MEMDIAG_OS_LINUX || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__))
 #define MEMDIAG_HAS_CODE_RANGES 1
+#include <dlfcn.h>
 #include <link.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -162,6 +163,22 @@ inline bool refresh_code_ranges(code_range_table& t = g_code_ranges) noexcept {
     return published;
 }
 
+/// Whether pc lies in some loaded object, asked without the loader's lock
+/// where the C library can (glibc 2.35+: _dl_find_object is lock-free). A miss
+/// in the table refreshes it only for an address inside an object, one loaded
+/// since the last build: a walk that meets a garbage word then never calls
+/// dl_iterate_phdr, whose lock a thread that forks meanwhile would leave held
+/// in the child, and whose cost would be paid on every such walk.
+inline bool in_loaded_object(std::uintptr_t pc) noexcept {
+#if defined(__GLIBC__) && defined(DLFO_STRUCT_HAS_EH_DBASE)
+    dl_find_object found;
+    return ::_dl_find_object(reinterpret_cast<void*>(pc), &found) == 0;
+#else
+    (void)pc;
+    return true;  // no lock-free lookup here: let the rebuild decide
+#endif
+}
+
 /// One walk's view of the table: a snapshot of its sequence number, and the
 /// segment of the last hit (consecutive frames are mostly in one object).
 /// Lock-free and allocation-free except when an address misses: then the
@@ -193,7 +210,7 @@ public:
         if (pc - lo_ < hi_ - lo_) return last_;
         if (!usable()) return verdict::code_opaque;
         verdict v = search(pc);
-        if (v == verdict::not_code && refresh_code_ranges(t_)) {  // a dlopen since the last build?
+        if (v == verdict::not_code && in_loaded_object(pc) && refresh_code_ranges(t_)) {  // a dlopen since?
             seq_ = t_.seq.load(std::memory_order_acquire);
             v = search(pc);
         }
