@@ -4,15 +4,23 @@
 // -DMEMDIAG_SEPARATE_IMPLEMENTATION for both (target separate_implementation_test).
 //
 // Checks at compile time that the heavy parts stayed out of this unit (the
-// server and the dumper are incomplete types here), and at run time that the
-// program links (one definition of each) and works: a server on a free port, a
-// periodic dump, both stopped. Exit 0 passed, 1 failed, 77 no POSIX sockets here.
+// server and the dumper are incomplete types here, the heap snapshot writer is
+// not included), and at run time that the program links (one definition of
+// each) and works: a server on a free port, a periodic dump, both stopped; the
+// heap profiler started, its report, collapsed stacks and pprof file written,
+// dump paths set and cleared, stopped. Exit 0 passed, 1 failed, 77 no POSIX sockets here.
 #include <memdiag/http.hpp>
 #include <memdiag/memdiag.hpp>
 #include <memdiag/periodic_dump.hpp>
 
 #include <cstdio>
+#include <string>
 #include <type_traits>
+#include <vector>
+
+#ifdef MEMDIAG_DETAIL_HEAP_SNAPSHOT_INCLUDED
+#error "heap_profile.hpp brought the snapshot writer (detail/heap_snapshot.hpp) into a user unit"
+#endif
 
 static_assert(!MEMDIAG_HEADER_ONLY, "build this test with -DMEMDIAG_SEPARATE_IMPLEMENTATION");
 
@@ -59,7 +67,40 @@ int main() {
         std::puts("FAIL: periodic_dump after stop");
         ++failures;
     }
-    if (failures == 0) std::puts("separate implementation: linked once, server and dumps work");
+    // The heap profiler's split parts: each call below is defined only in
+    // separate_impl_defs.cpp, so a missing definition fails to link.
+    if (const memdiag::result r = memdiag::heap_profiler::start(memdiag::profile_options{}.sample_interval(1)); !r) {
+        std::printf("FAIL: heap_profiler::start: %s\n", r.message());
+        ++failures;
+    }
+    memdiag::tracker t{"separate_impl"};
+    std::vector<int, memdiag::tracking_allocator<int>> keep(1000, 7, memdiag::tracking_allocator<int>{t});
+    memdiag::heap_profiler::set_dump_path("separate_impl_oom.pb.gz");
+    memdiag::heap_profiler::set_dump_path(nullptr);
+    if (const memdiag::result r = memdiag::heap_profiler::dump_on_fatal_signal(nullptr); !r) {
+        std::printf("FAIL: dump_on_fatal_signal(nullptr): %s\n", r.message());
+        ++failures;
+    }
+    const std::string report = memdiag::heap_report(5);
+    if (report.find("profiler: running") == std::string::npos) {
+        std::printf("FAIL: heap_report lacks the profiler line:\n%s\n", report.c_str());
+        ++failures;
+    }
+    if (memdiag::collapsed_heap_stacks().empty()) {
+        std::puts("FAIL: collapsed_heap_stacks is empty with a live sampled vector");
+        ++failures;
+    }
+    if (const memdiag::result r = memdiag::write_heap_profile("separate_impl_heap.pb.gz"); !r) {
+        std::printf("FAIL: write_heap_profile: %s\n", r.message());
+        ++failures;
+    }
+    std::remove("separate_impl_heap.pb.gz");
+    memdiag::heap_profiler::stop();
+    if (memdiag::heap_profiler::running()) {
+        std::puts("FAIL: heap_profiler still running after stop");
+        ++failures;
+    }
+    if (failures == 0) std::puts("separate implementation: linked once, server, dumps and heap profiler work");
     return failures == 0 ? 0 : 1;
 #endif
 }
