@@ -14,6 +14,7 @@
 #include <memdiag/periodic_dump.hpp>
 
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -23,6 +24,16 @@
 #endif
 
 static_assert(!MEMDIAG_HEADER_ONLY, "build this test with -DMEMDIAG_SEPARATE_IMPLEMENTATION");
+
+// Forward declarations: complete only if a header brought their definitions in.
+namespace memdiag {
+namespace detail {
+class symbolizer;
+}  // namespace detail
+namespace snapshot {
+struct heap_sample;
+}  // namespace snapshot
+}  // namespace memdiag
 
 namespace {
 template <class T, class = void>
@@ -34,6 +45,10 @@ static_assert(!is_complete<memdiag::detail::http::server>::value,
               "http.hpp brought the server's definition into a user unit");
 static_assert(!is_complete<memdiag::detail::dumps::dumper>::value,
               "periodic_dump.hpp brought the dumper's definition into a user unit");
+static_assert(!is_complete<memdiag::detail::symbolizer>::value,
+              "a header (budget.hpp, breach.hpp, heap_profile.hpp) brought detail/symbols.hpp into a user unit");
+static_assert(!is_complete<memdiag::snapshot::heap_sample>::value,
+              "heap_profile.hpp brought the pprof/report writers (snapshot/*.hpp) into a user unit");
 
 int main() {
 #if !MEMDIAG_POSIX || !MEMDIAG_ENABLED
@@ -100,7 +115,22 @@ int main() {
         std::puts("FAIL: heap_profiler still running after stop");
         ++failures;
     }
-    if (failures == 0) std::puts("separate implementation: linked once, server, dumps and heap profiler work");
+    // The breach report (detail/budget_impl.hpp): formatted and symbolized in
+    // separate_impl_defs.cpp only.
+    memdiag::breach_info info;
+    info.budget_name = "separate_impl";
+    info.limit = 10;
+    info.attempted = 25;
+    info.allocation_size = 15;
+    memdiag::detail::capture_breach_stack(info);
+    char text[2048];
+    memdiag::format_breach(info, text, sizeof text);
+    if (std::strstr(text, "budget 'separate_impl' exceeded: max_bytes") == nullptr ||
+        (info.stack_depth != 0 && std::strstr(text, "  stack:\n") == nullptr)) {
+        std::printf("FAIL: format_breach:\n%s\n", text);
+        ++failures;
+    }
+    if (failures == 0) std::puts("separate implementation: linked once, server, dumps, heap profiler and breach report work");
     return failures == 0 ? 0 : 1;
 #endif
 }
