@@ -62,6 +62,6 @@ row "framework alone: \`<gtest/gtest.h>\`" gtest/gtest.h
 row "framework alone: \`<doctest/doctest.h>\`" doctest/doctest.h
 row "framework alone: \`<benchmark/benchmark.h>\`" benchmark/benchmark.h
 extra=(-DMEMDIAG_SEPARATE_IMPLEMENTATION)
-for h in memdiag/http.hpp memdiag/periodic_dump.hpp; do
+for h in memdiag/budget.hpp memdiag/heap_profile.hpp memdiag/memdiag.hpp memdiag/http.hpp memdiag/periodic_dump.hpp; do
   row "\`$h\` with MEMDIAG_SEPARATE_IMPLEMENTATION" "$h"
 done

@@ -12,6 +12,7 @@
 #include "detail/internal_alloc.hpp"
 #include "detail/internal_section.hpp"
 #include "detail/os/atomic_file.hpp"
+#include "detail/heap_snapshot.hpp"
 #include "heap_profile.hpp"
 #include "result.hpp"
 #include "snapshot/flamegraph.hpp"

@@ -75,26 +75,24 @@
 //   detail/heap_tables.hpp      the live/stack tables, the free filter, table_lock
 //   detail/heap_sampling.hpp    process state, sampling and free handlers, the reserve
 //   detail/heap_snapshot.hpp    snapshot taking, the writers and dump paths
+//   detail/heap_profile_impl.hpp  the bodies of start/stop/dump paths and the writers
 //   heap_profile.hpp            heap_profiler and the public writers (this file)
+// With MEMDIAG_SEPARATE_IMPLEMENTATION (config.hpp) this header only declares
+// what symbolizes, serializes or writes (the pprof writer, the report, the
+// symbolizer, watermarks and fatal-signal handling stay out of the unit); the
+// sampling hot path is inline either way.
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <new>
 #include <string>
 
 #include "config.hpp"
 #include "detail/heap_sampling.hpp"
-#include "detail/heap_snapshot.hpp"
 #include "detail/heap_tables.hpp"
 #include "detail/internal_section.hpp"
 #include "detail/thread_state.hpp"
-#include "fatal_signal.hpp"
 #include "profile_options.hpp"
 #include "result.hpp"
 #include "tracker.hpp"
-#include "watermark.hpp"
 
 namespace memdiag {
 
@@ -104,137 +102,12 @@ public:
     /// Starts (or restarts, discarding what was recorded) sampling every
     /// thread's allocations with the given options. Fails only when the tables
     /// cannot be allocated. Thread-safe.
-    static result start(const profile_options& options = profile_options{}) noexcept {
-#if MEMDIAG_ENABLED
-        const result r = start_tables(options);
-        if (!r) return r;
-        arm_watermarks(options);
-        return r;
-#else
-        (void)options;
-        return result::success();
-#endif
-    }
+    MEMDIAG_IMPL static result start(const profile_options& options = profile_options{}) noexcept;
 
-private:
-    /// Watermarks (watermark.hpp), after start_tables released its lock:
-    /// reading the limit reads files and allocates. A bad configuration is
-    /// reported on stderr and leaves the profiler running without them.
-    static void arm_watermarks(const profile_options& options) noexcept {
-#if MEMDIAG_ENABLED && MEMDIAG_HAS_EXCEPTIONS
-        try {
-#endif
-#if MEMDIAG_ENABLED
-            detail::watermark::request req;
-            req.fractions = options.dump_at_fractions();
-            req.count = options.dump_at_fractions_count();
-            req.limit = options.dump_limit();
-            req.dir = options.dump_dir();
-            req.write = &detail::heapprof::write_snapshot_file;
-            const result r = detail::watermark::arm(req);
-            if (!r) std::fprintf(stderr, "%s\n", r.message());
-            arm_signal_from_env();
-#else
-        (void)options;
-#endif
-#if MEMDIAG_ENABLED && MEMDIAG_HAS_EXCEPTIONS
-        } catch (const std::bad_alloc&) {
-            std::fprintf(stderr, "memdiag: out of memory while setting up watermark snapshots; they are off\n");
-        }
-#endif
-    }
-
-    /// MEMDIAG_DUMP_ON_SIGNAL=1: dump_on_fatal_signal($MEMDIAG_DUMP_DIR/heap.<pid>.signal.pb.gz).
-    static void arm_signal_from_env() noexcept {
-#if MEMDIAG_ENABLED
-        const char* v = std::getenv("MEMDIAG_DUMP_ON_SIGNAL");
-        if (v == nullptr || std::strcmp(v, "0") == 0 || v[0] == '\0') return;
-        if (std::strcmp(v, "1") != 0) {
-            std::fprintf(stderr, "memdiag: MEMDIAG_DUMP_ON_SIGNAL=\"%.100s\": want 1 or 0; fatal-signal snapshots are off\n", v);
-            return;
-        }
-        const char* dir = std::getenv("MEMDIAG_DUMP_DIR");
-        if (dir == nullptr || dir[0] == '\0') {
-            std::fprintf(stderr, "memdiag: MEMDIAG_DUMP_ON_SIGNAL=1 needs MEMDIAG_DUMP_DIR; fatal-signal snapshots are off\n");
-            return;
-        }
-        char path[1024];
-        const int n = std::snprintf(path, sizeof path, "%s/heap.%ld.signal.pb.gz", dir, detail::heapprof::current_pid());
-        if (n < 0 || static_cast<std::size_t>(n) >= sizeof path) {
-            std::fprintf(stderr, "memdiag: MEMDIAG_DUMP_DIR is too long; fatal-signal snapshots are off\n");
-            return;
-        }
-        const result r = dump_on_fatal_signal(path);
-        if (!r) std::fprintf(stderr, "%s\n", r.message());
-#endif
-    }
-
-    static result start_tables(const profile_options& options) noexcept {
-#if MEMDIAG_ENABLED
-        using namespace detail;
-        using namespace detail::heapprof;
-        const std::uint64_t interval =
-            options.sample_interval() != 0 ? options.sample_interval() : sample_interval_from_env();
-        join_fork_handling(fork_layer_profiler, &profiler_fork_participant);
-        spin_guard c(g_profiler.control);
-        g_registry.global_slow.fetch_and(~(slow_profiler | (epoch_mask << slow_epoch_shift)));
-        g_profiler.running.store(false);
-        tables* t = g_profiler.current.load(std::memory_order_acquire);
-        const std::size_t depth = options.max_depth(), live = options.max_live_samples(),
-                          stacks = options.max_stacks(), bytes = options.max_table_bytes();
-        if (t != nullptr) {
-            // One set of tables for the process, reconfigured: a thread may
-            // still hold a pointer to it, so it is never freed.
-            table_guard g(g_profiler.lock);
-            t->configure(depth, live, stacks, bytes);
-            t->clear();
-            t->interval = interval;
-        } else {
-            void* mem = internal_malloc(sizeof(tables));
-            if (mem == nullptr) return result::failure("cannot start the heap profiler: out of memory");
-            tables* fresh = new (mem) tables();
-            if (!fresh->allocate()) {
-                internal_free(mem);
-                return result::failure("cannot start the heap profiler: out of memory for its tables");
-            }
-            fresh->configure(depth, live, stacks, bytes);
-            fresh->interval = interval;
-            g_profiler.current.store(fresh, std::memory_order_release);
-        }
-        if (const char* p = options.dump_on_bad_alloc(); p != nullptr && p[0] != '\0')
-            std::snprintf(g_profiler.dump_path, sizeof g_profiler.dump_path, "%s", p);
-        update_reserve();
-        g_profiler.interval.store(interval, std::memory_order_relaxed);
-        // A new run number: every thread redraws its countdown with this interval.
-        unsigned epoch = (g_profiler.epoch + 1) & epoch_mask;
-        if (epoch == 0) epoch = 1;
-        g_profiler.epoch = epoch;
-        g_handlers.profile_allocated.store(&on_allocated, std::memory_order_release);
-        g_handlers.profile_freed.store(&on_freed, std::memory_order_release);
-        g_handlers.out_of_memory.store(&on_out_of_memory, std::memory_order_release);
-        g_handlers.breach_dump.store(&on_breach_dump, std::memory_order_release);
-        g_profiler.running.store(true);
-        g_registry.global_slow.fetch_or(slow_profiler | (epoch << slow_epoch_shift));
-        return result::success();
-#else
-        (void)options;
-        return result::success();
-#endif
-    }
-
-public:
     /// Stops sampling (and watermark snapshots). What was recorded stays
     /// available to the writers until the next start(); frees after stop()
     /// are no longer seen.
-    static void stop() noexcept {
-#if MEMDIAG_ENABLED
-        using namespace detail;
-        watermark::disarm();
-        spin_guard c(heapprof::g_profiler.control);
-        g_registry.global_slow.fetch_and(~(slow_profiler | (heapprof::epoch_mask << slow_epoch_shift)));
-        detail::heapprof::g_profiler.running.store(false);
-#endif
-    }
+    MEMDIAG_IMPL static void stop() noexcept;
 
     /// True between start() and stop().
     static bool running() noexcept {
@@ -248,16 +121,7 @@ public:
     /// Where a snapshot goes when the global operator new is about to throw
     /// std::bad_alloc or a budget layer calls detail::dump_heap_on_failure
     /// (copied; nullptr or "" clears it, then $MEMDIAG_DUMP_DIR is used if set).
-    static void set_dump_path(const char* path) noexcept {
-#if MEMDIAG_ENABLED
-        using detail::heapprof::g_profiler;
-        detail::spin_guard c(g_profiler.control);
-        std::snprintf(g_profiler.dump_path, sizeof g_profiler.dump_path, "%s", path != nullptr ? path : "");
-        if (g_profiler.running.load()) detail::heapprof::update_reserve();
-#else
-        (void)path;
-#endif
-    }
+    MEMDIAG_IMPL static void set_dump_path(const char* path) noexcept;
 
     /// Writes a snapshot to `path` when the program crashes (SIGSEGV, SIGBUS,
     /// SIGILL, SIGFPE, SIGABRT), then lets the previous handler or the default
@@ -265,20 +129,7 @@ public:
     /// thread's alternate signal stack, and keeps the emergency reserve the
     /// handler writes with. nullptr or "" removes the handlers. Fails (as a
     /// value) when the handlers cannot be installed. Not signal-safe.
-    static result dump_on_fatal_signal(const char* path) noexcept {
-#if MEMDIAG_ENABLED
-        using detail::heapprof::g_profiler;
-        const bool on = path != nullptr && path[0] != '\0';
-        const result r = detail::fatal::install(path, detail::heapprof::signal_hooks());
-        detail::spin_guard c(g_profiler.control);
-        g_profiler.signal_dump.store(on && r, std::memory_order_relaxed);
-        detail::heapprof::update_reserve();
-        return r;
-#else
-        (void)path;
-        return result::success();
-#endif
-    }
+    MEMDIAG_IMPL static result dump_on_fatal_signal(const char* path) noexcept;
 
     /// The mean sampling interval of the current (or last) run; 0 before any.
     static std::uint64_t sample_interval() noexcept {
@@ -312,6 +163,16 @@ public:
 #endif
         return st;
     }
+
+private:
+    /// Watermarks (watermark.hpp), after start_tables released its lock:
+    /// reading the limit reads files and allocates. A bad configuration is
+    /// reported on stderr and leaves the profiler running without them.
+    MEMDIAG_IMPL static void arm_watermarks(const profile_options& options) noexcept;
+    /// MEMDIAG_DUMP_ON_SIGNAL=1: dump_on_fatal_signal($MEMDIAG_DUMP_DIR/heap.<pid>.signal.pb.gz).
+    MEMDIAG_IMPL static void arm_signal_from_env() noexcept;
+    /// The tables (allocated or reset) and the handlers, under the control lock.
+    MEMDIAG_IMPL static result start_tables(const profile_options& options) noexcept;
 };
 
 /// Writes the recorded heap as a gzipped pprof profile (`go tool pprof FILE`):
@@ -319,42 +180,19 @@ public:
 /// default), scaled estimates, function names included. The file is created
 /// 0600, never through a symlink, via a temporary name and rename. Works while
 /// running or after stop(); fails (as a value) before any start() or on IO errors.
-inline result write_heap_profile(const char* path) noexcept { return detail::heapprof::write_snapshot_file(path); }
+MEMDIAG_IMPL result write_heap_profile(const char* path) noexcept;
 
 /// Text report: totals, the profiler's own figures (dropped_samples among
 /// them), then the top `top` sites by in-use bytes and by allocated bytes,
 /// symbolized. Empty before any start().
-inline std::string heap_report(std::size_t top = 10) {
-#if MEMDIAG_ENABLED
-    detail::internal_string text;
-    {
-        detail::internal_section quiet;  // listing objects and symbolizing may call malloc
-        detail::heapprof::snapshot_data snap;
-        if (!detail::heapprof::take_snapshot(snap)) return std::string();
-        text = detail::heapprof::report_text(snap, top);
-    }
-    return std::string(text.data(), text.size());
-#else
-    (void)top;
-    return std::string();
-#endif
-}
+MEMDIAG_IMPL std::string heap_report(std::size_t top = 10);
 
 /// The recorded in-use bytes as collapsed stacks ("root;...;leaf bytes" per
 /// line) for flamegraph.pl, speedscope or inferno. Empty before any start().
-inline std::string collapsed_heap_stacks() {
-#if MEMDIAG_ENABLED
-    detail::internal_string text;
-    {
-        detail::internal_section quiet;  // listing objects and symbolizing may call malloc
-        detail::heapprof::snapshot_data snap;
-        if (!detail::heapprof::take_snapshot(snap)) return std::string();
-        text = snapshot::collapsed_stacks_with(snap.view(), snap.modules, &snap.names);
-    }
-    return std::string(text.data(), text.size());
-#else
-    return std::string();
-#endif
-}
+MEMDIAG_IMPL std::string collapsed_heap_stacks();
 
 }  // namespace memdiag
+
+#if MEMDIAG_HEADER_ONLY
+#include "detail/heap_profile_impl.hpp"
+#endif

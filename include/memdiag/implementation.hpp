@@ -11,11 +11,14 @@
 // Header-only (the default) the headers define these parts themselves and this
 // header adds nothing: including it is harmless.
 //
-// Split so far: the pprof endpoint (http.hpp) and periodic dumps
-// (periodic_dump.hpp).
+// Split so far: the pprof endpoint (http.hpp), periodic dumps
+// (periodic_dump.hpp) and the heap profiler's writers, start/stop and dump
+// paths (heap_profile.hpp), the budget breach report (breach.hpp, budget.hpp).
 #pragma once
 
 #include "config.hpp"
 
+#include "detail/budget_impl.hpp"
+#include "detail/heap_profile_impl.hpp"
 #include "detail/http_impl.hpp"
 #include "detail/periodic_dump_impl.hpp"

@@ -4,17 +4,36 @@
 // -DMEMDIAG_SEPARATE_IMPLEMENTATION for both (target separate_implementation_test).
 //
 // Checks at compile time that the heavy parts stayed out of this unit (the
-// server and the dumper are incomplete types here), and at run time that the
-// program links (one definition of each) and works: a server on a free port, a
-// periodic dump, both stopped. Exit 0 passed, 1 failed, 77 no POSIX sockets here.
+// server and the dumper are incomplete types here, the heap snapshot writer is
+// not included), and at run time that the program links (one definition of
+// each) and works: a server on a free port, a periodic dump, both stopped; the
+// heap profiler started, its report, collapsed stacks and pprof file written,
+// dump paths set and cleared, stopped. Exit 0 passed, 1 failed, 77 no POSIX sockets here.
 #include <memdiag/http.hpp>
 #include <memdiag/memdiag.hpp>
 #include <memdiag/periodic_dump.hpp>
 
 #include <cstdio>
+#include <cstring>
+#include <string>
 #include <type_traits>
+#include <vector>
+
+#ifdef MEMDIAG_DETAIL_HEAP_SNAPSHOT_INCLUDED
+#error "heap_profile.hpp brought the snapshot writer (detail/heap_snapshot.hpp) into a user unit"
+#endif
 
 static_assert(!MEMDIAG_HEADER_ONLY, "build this test with -DMEMDIAG_SEPARATE_IMPLEMENTATION");
+
+// Forward declarations: complete only if a header brought their definitions in.
+namespace memdiag {
+namespace detail {
+class symbolizer;
+}  // namespace detail
+namespace snapshot {
+struct heap_sample;
+}  // namespace snapshot
+}  // namespace memdiag
 
 namespace {
 template <class T, class = void>
@@ -26,6 +45,10 @@ static_assert(!is_complete<memdiag::detail::http::server>::value,
               "http.hpp brought the server's definition into a user unit");
 static_assert(!is_complete<memdiag::detail::dumps::dumper>::value,
               "periodic_dump.hpp brought the dumper's definition into a user unit");
+static_assert(!is_complete<memdiag::detail::symbolizer>::value,
+              "a header (budget.hpp, breach.hpp, heap_profile.hpp) brought detail/symbols.hpp into a user unit");
+static_assert(!is_complete<memdiag::snapshot::heap_sample>::value,
+              "heap_profile.hpp brought the pprof/report writers (snapshot/*.hpp) into a user unit");
 
 int main() {
 #if !MEMDIAG_POSIX || !MEMDIAG_ENABLED
@@ -59,7 +82,55 @@ int main() {
         std::puts("FAIL: periodic_dump after stop");
         ++failures;
     }
-    if (failures == 0) std::puts("separate implementation: linked once, server and dumps work");
+    // The heap profiler's split parts: each call below is defined only in
+    // separate_impl_defs.cpp, so a missing definition fails to link.
+    if (const memdiag::result r = memdiag::heap_profiler::start(memdiag::profile_options{}.sample_interval(1)); !r) {
+        std::printf("FAIL: heap_profiler::start: %s\n", r.message());
+        ++failures;
+    }
+    memdiag::tracker t{"separate_impl"};
+    std::vector<int, memdiag::tracking_allocator<int>> keep(1000, 7, memdiag::tracking_allocator<int>{t});
+    memdiag::heap_profiler::set_dump_path("separate_impl_oom.pb.gz");
+    memdiag::heap_profiler::set_dump_path(nullptr);
+    if (const memdiag::result r = memdiag::heap_profiler::dump_on_fatal_signal(nullptr); !r) {
+        std::printf("FAIL: dump_on_fatal_signal(nullptr): %s\n", r.message());
+        ++failures;
+    }
+    const std::string report = memdiag::heap_report(5);
+    if (report.find("profiler: running") == std::string::npos) {
+        std::printf("FAIL: heap_report lacks the profiler line:\n%s\n", report.c_str());
+        ++failures;
+    }
+    if (memdiag::collapsed_heap_stacks().empty()) {
+        std::puts("FAIL: collapsed_heap_stacks is empty with a live sampled vector");
+        ++failures;
+    }
+    if (const memdiag::result r = memdiag::write_heap_profile("separate_impl_heap.pb.gz"); !r) {
+        std::printf("FAIL: write_heap_profile: %s\n", r.message());
+        ++failures;
+    }
+    std::remove("separate_impl_heap.pb.gz");
+    memdiag::heap_profiler::stop();
+    if (memdiag::heap_profiler::running()) {
+        std::puts("FAIL: heap_profiler still running after stop");
+        ++failures;
+    }
+    // The breach report (detail/budget_impl.hpp): formatted and symbolized in
+    // separate_impl_defs.cpp only.
+    memdiag::breach_info info;
+    info.budget_name = "separate_impl";
+    info.limit = 10;
+    info.attempted = 25;
+    info.allocation_size = 15;
+    memdiag::detail::capture_breach_stack(info);
+    char text[2048];
+    memdiag::format_breach(info, text, sizeof text);
+    if (std::strstr(text, "budget 'separate_impl' exceeded: max_bytes") == nullptr ||
+        (info.stack_depth != 0 && std::strstr(text, "  stack:\n") == nullptr)) {
+        std::printf("FAIL: format_breach:\n%s\n", text);
+        ++failures;
+    }
+    if (failures == 0) std::puts("separate implementation: linked once, server, dumps, heap profiler and breach report work");
     return failures == 0 ? 0 : 1;
 #endif
 }

@@ -5,6 +5,10 @@
 // heap_profile.hpp.
 #pragma once
 
+/// Defined while this header is part of the unit: tests/compile/separate_impl_main.cpp
+/// checks that heap_profile.hpp leaves it out under MEMDIAG_SEPARATE_IMPLEMENTATION.
+#define MEMDIAG_DETAIL_HEAP_SNAPSHOT_INCLUDED 1
+
 #include <atomic>
 #include <chrono>
 #include <cstddef>

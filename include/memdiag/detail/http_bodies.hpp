@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "../heap_profile.hpp"
+#include "heap_snapshot.hpp"
 #include "../snapshot/flamegraph.hpp"
 #include "../snapshot/pprof.hpp"
 #include "../stats.hpp"
