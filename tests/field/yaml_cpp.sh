@@ -97,8 +97,8 @@ best_time() {  # label command...
         "$@" >"$work/$label.out" 2>"$work/$label.err"
         echo $? >"$work/$label.rc"
         e=$(date +%s.%N)
-        t=$(echo "$e - $s" | bc -l)
-        if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
+        t=$(awk -v e="$e" -v s="$s" 'BEGIN { printf "%.3f", e - s }')
+        if [ -z "$best" ] || awk -v t="$t" -v b="$best" 'BEGIN { exit !(t < b) }'; then best=$t; fi
     done
     printf '%.3f\n' "$best"
 }
@@ -118,10 +118,10 @@ for run in plain hooked; do
     fi
 done
 n_budget_failed=$(failed_in "$work/budget.out" | wc -l)
-ratio=$(echo "scale=2; $t_budget / $t_plain" | bc -l)
+ratio=$(awk -v a="$t_budget" -v b="$t_plain" 'BEGIN { printf "%.2f", a / b }')
 echo "   times (best of $runs): plain ${t_plain}s, hook ${t_hook}s, listener + MEMDIAG_TEST_BUDGET=$budget_spec ${t_budget}s" \
      "(x$ratio; $n_budget_failed tests over that budget)"
-if [ "$(echo "$t_budget <= 1.5 * $t_plain" | bc -l)" = 1 ]; then
+if awk -v a="$t_budget" -v b="$t_plain" 'BEGIN { exit !(a <= 1.5 * b) }'; then
     pass "suite with listener and budget: ${t_budget}s within 1.5x of plain ${t_plain}s (x$ratio)"
 else
     fail "suite with listener and budget: ${t_budget}s, over 1.5x of plain ${t_plain}s (x$ratio)"
@@ -210,7 +210,7 @@ report_frames() {  # label profile -> sets bad_objects
     if [ -z "${ns:-}" ] || [ "${objs:-0}" = 0 ]; then
         fail "$1: cannot read the profile's samples with go tool pprof -raw"; bad_objects=x; return
     fi
-    echo "   $1: $bo of $objs objects ($(echo "scale=2; 100 * $bo / $objs" | bc -l)%) in $bs of $ns stacks are under" \
+    echo "   $1: $bo of $objs objects ($(awk -v a="$bo" -v b="$objs" 'BEGIN { printf "%.2f", 100 * a / b }')%) in $bs of $ns stacks are under" \
          "$nbad of $nloc locations outside every executable mapping"
 }
 if profile_run "$work/tests_hooked" "$work/exact.pb.gz"; then
