@@ -478,7 +478,7 @@ std::string str(const memdiag::detail::internal_string& s) { return std::string(
 
 }  // namespace
 
-TEST_CASE("loaded modules match the executable rows of /proc/self/maps", "[symbols]") {
+TEST_CASE("loaded modules match the executable rows of /proc/self/maps", "[symbols][maps]") {
     const memdiag::detail::module_list mods = memdiag::detail::list_loaded_modules();
     const std::vector<maps_row> rows = read_exec_maps();
     REQUIRE(mods.size() >= 3);  // the test, libc, the loader at least
@@ -600,7 +600,7 @@ TEST_NOINLINE std::size_t capture_through_record(addr_t* fake, addr_t bad, addr_
 }
 }  // namespace stack_test
 
-TEST_CASE("stacks are never wrong: a data word read as a return address ends the walk", "[stack][code]") {
+TEST_CASE("stacks are never wrong: a data word read as a return address ends the walk", "[stack][code][maps]") {
     void* heap = std::malloc(64);
     const std::vector<maps_row> rows = read_exec_maps();
     REQUIRE(!rows.empty());
