@@ -630,24 +630,44 @@ TEST_CASE("stacks are never wrong: a data word read as a return address ends the
     std::free(heap);
 }
 
-TEST_CASE("stacks are never wrong: the code check keeps every frame of a real chain", "[stack][code]") {
-    const memdiag::detail::stack_bounds b = memdiag::detail::current_stack_bounds();
-    const std::vector<maps_row> rows = read_exec_maps();
+namespace stack_test {
+// Walks with and without the code check from `depth` calls below the caller:
+// a chain of this file's own frames (built with frame pointers), whatever
+// the test runner's frames are (Catch2 v3 is a library built without them).
+struct chain_walks {
     addr_t plain[128], checked[128];
+    std::size_t plain_count = 0, checked_count = 0;
+    bool usable = false;
+};
+TEST_NOINLINE void walk_nested(int depth, chain_walks& w) {
+    if (depth > 0) {
+        walk_nested(depth - 1, w);
+        keep(depth);  // no tail call: every level keeps its frame
+        return;
+    }
+    const memdiag::detail::stack_bounds b = memdiag::detail::current_stack_bounds();
     const auto top = reinterpret_cast<addr_t>(__builtin_frame_address(0));
-    const auto r0 = memdiag::detail::walk_frame_chain(top, b.low, b.high, plain, 128, 0);
+    w.plain_count = memdiag::detail::walk_frame_chain(top, b.low, b.high, w.plain, 128, 0).count;
     memdiag::detail::code_check code;
-    REQUIRE(code.usable());
-    const auto r1 = memdiag::detail::walk_frame_chain(top, b.low, b.high, checked, 128, 0, &code);
-    // This test's frames and Catch2's all keep records (built with frame
-    // pointers); libc's below main may or may not end the chain cleanly.
-    CHECK(r1.count >= 3);
-    REQUIRE(r1.count <= r0.count);
-    for (std::size_t i = 0; i < r1.count; ++i) CHECK(checked[i] == plain[i]);
-    for (std::size_t i = 0; i < r0.count; ++i) {
-        if (in_exec_maps(rows, plain[i])) continue;
-        INFO("the unchecked walk returned 0x" << std::hex << plain[i] << ", not code, at " << std::dec << i);
-        CHECK(r1.count <= i);  // the checked walk ended before it
+    w.usable = code.usable();
+    w.checked_count = memdiag::detail::walk_frame_chain(top, b.low, b.high, w.checked, 128, 0, &code).count;
+}
+}  // namespace stack_test
+
+TEST_CASE("stacks are never wrong: the code check keeps every frame of a real chain", "[stack][code]") {
+    const std::vector<maps_row> rows = read_exec_maps();
+    stack_test::chain_walks w;
+    stack_test::walk_nested(3, w);
+    REQUIRE(w.usable);
+    // Return addresses into walk_nested (3 levels) and into this test: all
+    // frames with records. What lies below depends on the runner and libc.
+    CHECK(w.checked_count >= 4);
+    REQUIRE(w.checked_count <= w.plain_count);
+    for (std::size_t i = 0; i < w.checked_count; ++i) CHECK(w.checked[i] == w.plain[i]);
+    for (std::size_t i = 0; i < w.plain_count; ++i) {
+        if (in_exec_maps(rows, w.plain[i])) continue;
+        INFO("the unchecked walk returned 0x" << std::hex << w.plain[i] << ", not code, at " << std::dec << i);
+        CHECK(w.checked_count <= i);  // the checked walk ended before it
     }
     // Through the public entry point, at depth, with each method: all code.
     for (const stack_method m : all_methods) {
