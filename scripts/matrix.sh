@@ -289,12 +289,13 @@ run() {
         echo "pprof_check, env_checks, heap_profile_check, breach_dump_check, integration_check, ${host_checks//|/, }: host scripts, not run under qemu-aarch64"
         echo "$qemu_lifetime_note"
         echo "memdiag_stack_tests: run under qemu without its [maps] cases (qemu synthesizes /proc/self/maps)"
+        echo "memdiag_lifetime_tests [signal]: not run under qemu-aarch64 (hangs in about 1 of 3 runs under qemu-user, as under qemu-i386; never seen natively, where every row runs it: not yet explained)"
       } >> "$out/$current.notes"
       PROBE_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" probe_program aarch64 aarch64-linux-gnu-g++ ""
       cmake_config aarch64 aarch64-linux-gnu-g++ 17 "" \
         -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/aarch64-linux-gnu.cmake"
       qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/aarch64/tests/memdiag_stack_tests" '~[maps]'
-      qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/aarch64/tests/memdiag_lifetime_tests" '~[fork]'
+      qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/aarch64/tests/memdiag_lifetime_tests" '~[fork]~[signal]'
       smoke aarch64-smoke aarch64-linux-gnu-g++ "" qemu-aarch64 -L /usr/aarch64-linux-gnu
       ;;
     no-exceptions)
