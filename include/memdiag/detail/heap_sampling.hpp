@@ -42,9 +42,6 @@ struct profiler_state {
     std::atomic<std::size_t> reserve_stacks{~std::size_t{0}};  ///< stacks the reserve covers
     std::atomic<std::size_t> reserve_frames{~std::size_t{0}};  ///< frames the reserve covers
     char dump_path[1024] = {};            ///< under control
-    /// Always nullptr: start() reconfigures and clears the one set of tables
-    /// (a thread may still hold a pointer to it, so it is never freed).
-    tables* retired = nullptr;
 };
 inline profiler_state g_profiler;
 

@@ -132,10 +132,6 @@ struct tables {
 
     std::size_t live_count = 0, stack_count = 0, frames_used = 0;
     std::uint64_t samples = 0, dropped = 0;
-    /// Always nullptr: one set of tables is reconfigured by every start()
-    /// (see profiler_state::retired).
-    tables* retired_next = nullptr;
-
     /// The live table as last published, read without the lock to prefetch
     /// a slot before the lock is taken (a stale pair only wastes a prefetch,
     /// which never faults).
