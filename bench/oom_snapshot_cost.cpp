@@ -20,6 +20,8 @@
 
 #include <unistd.h>
 
+#include "../tests/lib/call_paths.hpp"
+
 namespace {
 
 std::vector<void*>* g_keep = nullptr;
@@ -36,27 +38,13 @@ long vm_kib(const char* field) {
     return v;
 }
 
-template <int L>
-struct level {
-    __attribute__((noinline)) static void left(unsigned bits) { level<L - 1>::pick(bits); }
-    __attribute__((noinline)) static void right(unsigned bits) { level<L - 1>::pick(bits); }
-    __attribute__((noinline)) static void pick(unsigned bits) {
-        if (bits & 1u) left(bits >> 1);
-        else right(bits >> 1);
-        __asm__ volatile("" ::: "memory");  // no tail calls: every level keeps its frame
-    }
-};
-template <>
-struct level<0> {
-    __attribute__((noinline)) static void pick(unsigned) {
-        g_keep->push_back(::operator new(64));
-        __asm__ volatile("" ::: "memory");
-    }
+struct keep_block {
+    static void at_leaf() { g_keep->push_back(::operator new(64)); }
 };
 
 template <int L>
 void run(unsigned samples) {
-    for (unsigned i = 0; i < samples; ++i) level<L>::pick(i);
+    for (unsigned i = 0; i < samples; ++i) memdiag_test::call_paths<L, keep_block>::pick(i);
 }
 
 }  // namespace

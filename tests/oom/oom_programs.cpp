@@ -30,6 +30,8 @@
 #include <cstring>
 #include <new>
 
+#include "../lib/call_paths.hpp"
+
 namespace {
 struct block {
     block* next;
@@ -44,28 +46,16 @@ struct node {
     char payload[256 * 1024 - sizeof(node*)];
 };
 node* volatile g_nodes = nullptr;
-// 2^L distinct call paths: each level calls the next through one of two frames.
-template <int L>
-struct paths {
-    __attribute__((noinline)) static void left(unsigned bits) { paths<L - 1>::pick(bits); }
-    __attribute__((noinline)) static void right(unsigned bits) { paths<L - 1>::pick(bits); }
-    __attribute__((noinline)) static void pick(unsigned bits) {
-        if (bits & 1u) left(bits >> 1);
-        else right(bits >> 1);
-        __asm__ volatile("" ::: "memory");  // no tail call: every level keeps its frame
-    }
-};
-template <>
-struct paths<0> {
-    __attribute__((noinline)) static void pick(unsigned) {
+// The leaf of the distinct call paths: keeps a small block.
+struct keep_small {
+    static void at_leaf() {
         void** p = static_cast<void**>(::operator new(64));
         *p = g_small;
         g_small = p;
-        __asm__ volatile("" ::: "memory");
     }
     static void* volatile g_small;
 };
-void* volatile paths<0>::g_small = nullptr;
+void* volatile keep_small::g_small = nullptr;
 }  // namespace
 
 // noinline: the leak site must be its own frame in the snapshots.
@@ -115,7 +105,7 @@ int bad_alloc_main(int argc, char** argv) {
     }
     try {
         if (many_stacks) {
-            for (unsigned i = 0; i < (1u << 14); ++i) paths<14>::pick(i);
+            for (unsigned i = 0; i < (1u << 14); ++i) memdiag_test::call_paths<14, keep_small>::pick(i);
             const memdiag::heap_profile_stats st = memdiag::heap_profiler::stats();
             std::printf("%llu stacks recorded\n", static_cast<unsigned long long>(st.stacks));
         }
