@@ -6,7 +6,8 @@
 # under build/catch2-v3/prefix, once: a later run reuses it. Then configures
 # memdiag against it (checking that v3, not Debian's v2, was found), builds the
 # tests and runs them all with CTest, integration_check (Catch2 failing cases,
-# listener, snapshots, baselines) included.
+# listener, snapshots, baselines) included. memdiag builds in Debug here, as
+# in scripts/test.sh (the optimized builds are the matrix's release rows).
 #
 # Exit: 0 passed, 1 a build or test failed, 77 the archive is absent.
 # Environment: CXX (compiler), MEMDIAG_JOBS (parallel jobs, default 2).
@@ -39,7 +40,7 @@ else
 fi
 
 echo "== memdiag against Catch2 v3"
-cmake -S . -B "$work/memdiag" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_PREFIX_PATH="$prefix" \
+cmake -S . -B "$work/memdiag" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_PREFIX_PATH="$prefix" \
   -DMEMDIAG_BUILD_BENCHMARKS=OFF | grep "memdiag:" || true
 if ! grep -q "^Catch2_DIR:PATH=$prefix/" "$work/memdiag/CMakeCache.txt"; then
   echo "FAIL: the build did not pick Catch2 v3 from $prefix:" >&2
