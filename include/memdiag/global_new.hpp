@@ -105,9 +105,9 @@ inline void raw_free(void* p, std::size_t align) noexcept {
 #endif
 }
 
-/// operator new: admit, allocate (with the new_handler loop the standard
-/// requires), count. nothrow forms return nullptr where others throw.
-inline void* hooked_new(std::size_t n, std::size_t align, bool nothrow) {
+/// operator new off the fast path: admit, allocate (with the new_handler loop
+/// the standard requires), count. nothrow forms return nullptr where others throw.
+MEMDIAG_NOINLINE inline void* hooked_new_slow(std::size_t n, std::size_t align, bool nothrow) {
     if (n == 0) n = 1;
     tracker_slot& slot = g_process_slot;
     if (!admit_allocation(slot, n, !nothrow)) {
@@ -139,10 +139,44 @@ inline void* hooked_new(std::size_t n, std::size_t align, bool nothrow) {
     }
 }
 
-inline void hooked_delete(void* p, std::size_t size_hint, std::size_t align) noexcept {
-    if (p == nullptr) return;
-    record_deallocation(g_process_slot, p, usable_size(p, size_hint));
+/// operator new: when nothing admits allocations (no budget scope, injection
+/// or process scope) and the alignment is malloc's, allocate and count inline;
+/// anything else (a failed malloc included) goes to hooked_new_slow, which
+/// tries again as the standard's loop says.
+MEMDIAG_ALWAYS_INLINE void* hooked_new(std::size_t n, std::size_t align, bool nothrow) {
+    if (n == 0) n = 1;
+    if (MEMDIAG_LIKELY(align <= alignof(std::max_align_t) && tls_head.guards == 0 &&
+                       nothing_to_admit(g_registry.global_slow.load(std::memory_order_relaxed)))) {
+        if (void* p = raw_alloc(n, 0)) {
+            const std::size_t usable = usable_size(p, n);
+            if (count_allocation_fast(g_process_slot, usable, n)) return p;
+            record_allocation_slow(g_process_slot, p, usable, n);
+            return p;
+        }
+    }
+    return hooked_new_slow(n, align, nothrow);
+}
+
+/// operator delete while the heap profiler runs alone: its filter test, then the free.
+MEMDIAG_NOINLINE inline void hooked_delete_profiled(void* p, std::size_t align) noexcept {
+    if (auto f = g_handlers.profile_freed.load(std::memory_order_acquire)) f(p);
     raw_free(p, align);
+}
+
+/// operator delete on the slow path (scopes, injection, process scopes).
+MEMDIAG_COLD inline void hooked_delete_slow(void* p, std::size_t size, std::size_t align) noexcept {
+    record_deallocation_slow(g_process_slot, p, size);
+    raw_free(p, align);
+}
+
+/// operator delete: count and free; no call but the free's on the fast path.
+MEMDIAG_ALWAYS_INLINE void hooked_delete(void* p, std::size_t size_hint, std::size_t align) noexcept {
+    if (p == nullptr) return;
+    const std::size_t size = usable_size(p, size_hint);
+    const free_path path = count_deallocation_fast(g_process_slot, size);
+    if (MEMDIAG_LIKELY(path == free_path::counted)) return raw_free(p, align);
+    if (path == free_path::profiled) return hooked_delete_profiled(p, align);
+    hooked_delete_slow(p, size, align);
 }
 
 }  // namespace detail

@@ -61,6 +61,13 @@ MEMDIAG_ALWAYS_INLINE bool profiler_only(unsigned global_slow) noexcept {
     return (global_slow & ((1u << slow_epoch_shift) - 1)) == slow_profiler;
 }
 
+/// True when no process-wide facility checks allocations before they are made:
+/// global_slow is 0 or has the profiler's bit alone (the profiler admits every
+/// allocation). One test for both.
+MEMDIAG_ALWAYS_INLINE bool nothing_to_admit(unsigned global_slow) noexcept {
+    return (global_slow & ((1u << slow_epoch_shift) - 1) & ~slow_profiler) == 0;
+}
+
 MEMDIAG_COLD inline bool admit_slow(tracker_slot& t, std::size_t size, bool may_throw) {
     auto admit = g_handlers.budget_admit.load(std::memory_order_acquire);
     if (admit == nullptr) return true;
@@ -123,7 +130,8 @@ MEMDIAG_COLD inline void check_soft_limit(std::int64_t live) noexcept {
 }
 
 /// Publishes a shard's live-byte drift to its tracker (see the file comment).
-MEMDIAG_COLD inline void publish_drift(shard& sh, tracker_slot& t) noexcept {
+// Not cold: g++ would then move the hot path that may call it to the cold section.
+MEMDIAG_NOINLINE inline void publish_drift(shard& sh, tracker_slot& t) noexcept {
     const std::int64_t now =
         t.live_published.fetch_add(sh.drift, std::memory_order_relaxed) + sh.drift;
     sh.published = now;
@@ -147,8 +155,7 @@ MEMDIAG_COLD inline void count_unsharded(tracker_slot& t, std::size_t size, bool
 MEMDIAG_ALWAYS_INLINE bool admit_allocation(tracker_slot& t, std::size_t size, bool may_throw) {
 #if MEMDIAG_ENABLED
     const std::uint64_t guards = tls_head.guards;
-    if (MEMDIAG_LIKELY(guards == 0 && (!global_slow_path() ||
-                                        profiler_only(g_registry.global_slow.load(std::memory_order_relaxed)))))
+    if (MEMDIAG_LIKELY(guards == 0 && nothing_to_admit(g_registry.global_slow.load(std::memory_order_relaxed))))
         return true;
     if (in_internal_section(guards) || in_nested_event(guards) || holding_lock(guards)) return true;
     return admit_slow(t, size, may_throw);
@@ -222,52 +229,99 @@ MEMDIAG_COLD inline void record_deallocation_slow(tracker_slot& t, void* p, std:
     freed_slow(s, p, size);
 }
 
+/// The shard index of t: the process tracker's is always 0, which the global
+/// hook's calls fold to a constant (no load, no test); -1: atomics only.
+MEMDIAG_ALWAYS_INLINE int shard_of(const tracker_slot& t) noexcept {
+    return &t == &g_process_slot ? 0 : t.shard_index;
+}
+
+// The hot path below touches only the calling thread's memory plus one load of
+// the read-mostly global_slow word. The thread totals (thread_state::
+// allocations ...) are left to the slow path: only scopes read them, and a
+// thread with a scope open is armed, so its events never come here.
+
+/// The fast part of record_allocation: counts the event and returns true when
+/// nothing else is needed (no scope, no injection, no sample due); false
+/// leaves the event uncounted for record_allocation_slow.
+MEMDIAG_ALWAYS_INLINE bool count_allocation_fast(tracker_slot& t, std::size_t size, std::size_t requested) noexcept {
+#if MEMDIAG_ENABLED
+    const thread_head& h = tls_head;
+    thread_state* s = h.state;
+    const int index = shard_of(t);
+    if (MEMDIAG_UNLIKELY(s == nullptr)) return false;
+    if (MEMDIAG_UNLIKELY(h.guards != 0)) return false;
+    if (MEMDIAG_UNLIKELY(index < 0)) return false;
+    const unsigned g = g_registry.global_slow.load(std::memory_order_relaxed);
+    if (MEMDIAG_UNLIKELY(g != 0)) {
+        // Heap profiling alone: an allocation that leaves the sample countdown
+        // of this run positive is not sampled, so it is counted right here
+        // (what the profiler's handler would do) without the slow path.
+        const auto bytes = static_cast<std::int64_t>(requested);
+        if (!profiler_only(g) || s->sample_epoch != (g >> slow_epoch_shift) || s->sample_countdown <= bytes)
+            return false;
+        s->sample_countdown -= bytes;
+    }
+    shard_allocated(s->shards[index], t, size);
+    return true;
+#else
+    (void)t, (void)size, (void)requested;
+    return true;
+#endif
+}
+
 /// Step 2 of an allocation, after it succeeded: count it. `requested` (0: same
 /// as size) is the size the program asked for, when size is a usable size.
 MEMDIAG_ALWAYS_INLINE void record_allocation(tracker_slot& t, void* p, std::size_t size,
                                              std::size_t requested = 0) noexcept {
 #if MEMDIAG_ENABLED
-    const thread_head& h = tls_head;
-    thread_state* s = h.state;
-    if (MEMDIAG_LIKELY(s != nullptr && h.guards == 0 && t.shard_index >= 0)) {
-        const unsigned g = g_registry.global_slow.load(std::memory_order_relaxed);
-        const auto bytes = static_cast<std::int64_t>(requested != 0 ? requested : size);
-        // Heap profiling alone: an allocation that leaves the sample countdown
-        // of this run positive is not sampled, so it is counted right here
-        // (what the profiler's handler would do) without the slow path.
-        if (MEMDIAG_LIKELY(g == 0) || (profiler_only(g) && s->sample_epoch == (g >> slow_epoch_shift) &&
-                                       s->sample_countdown > bytes)) {
-            if (g != 0) s->sample_countdown -= bytes;
-            shard_allocated(s->shards[t.shard_index], t, size);
-            ++s->allocations;
-            s->bytes_allocated += size;
-            return;
-        }
-    }
-    record_allocation_slow(t, p, size, requested != 0 ? requested : size);
+    if (requested == 0) requested = size;
+    if (count_allocation_fast(t, size, requested)) return;
+    record_allocation_slow(t, p, size, requested);
 #else
     (void)t, (void)p, (void)size, (void)requested;
 #endif
 }
 
-/// A deallocation: count it. size must be what record_allocation was given.
-MEMDIAG_ALWAYS_INLINE void record_deallocation(tracker_slot& t, void* p, std::size_t size) noexcept {
+/// What count_deallocation_fast did with a free.
+enum class free_path {
+    counted,   ///< counted; nothing else watches frees
+    profiled,  ///< counted; the heap profiler (alone) must be told: profile_free
+    slow       ///< not counted: record_deallocation_slow
+};
+
+/// The fast part of record_deallocation: counts the event unless a scope,
+/// injection or process scope needs the slow path.
+MEMDIAG_ALWAYS_INLINE free_path count_deallocation_fast(tracker_slot& t, std::size_t size) noexcept {
 #if MEMDIAG_ENABLED
     const thread_head& h = tls_head;
     thread_state* s = h.state;
-    if (MEMDIAG_LIKELY(s != nullptr && h.guards == 0 && t.shard_index >= 0)) {
-        const unsigned g = g_registry.global_slow.load(std::memory_order_relaxed);
-        if (MEMDIAG_LIKELY(g == 0) || profiler_only(g)) {
-            shard_freed(s->shards[t.shard_index], t, size);
-            ++s->deallocations;
-            s->bytes_freed += size;
-            // Heap profiling alone: only the profiler's filter test remains.
-            if (g != 0) {
-                if (auto f = g_handlers.profile_freed.load(std::memory_order_acquire)) f(p);
-            }
-            return;
-        }
-    }
+    const int index = shard_of(t);
+    // One test per branch: g++ mispredicts a __builtin_expect around a && chain.
+    if (MEMDIAG_UNLIKELY(s == nullptr)) return free_path::slow;
+    if (MEMDIAG_UNLIKELY(h.guards != 0)) return free_path::slow;
+    if (MEMDIAG_UNLIKELY(index < 0)) return free_path::slow;
+    const unsigned g = g_registry.global_slow.load(std::memory_order_relaxed);
+    if (MEMDIAG_UNLIKELY(g != 0) && !profiler_only(g)) return free_path::slow;
+    shard_freed(s->shards[index], t, size);
+    return MEMDIAG_LIKELY(g == 0) ? free_path::counted : free_path::profiled;
+#else
+    (void)t, (void)size;
+    return free_path::counted;
+#endif
+}
+
+/// Tells the heap profiler that p is freed (its filter test; only possible
+/// hits lock). Not cold: while a profiler runs, every free comes here.
+MEMDIAG_NOINLINE inline void profile_free(void* p) noexcept {
+    if (auto f = g_handlers.profile_freed.load(std::memory_order_acquire)) f(p);
+}
+
+/// A deallocation: count it. size must be what record_allocation was given.
+MEMDIAG_ALWAYS_INLINE void record_deallocation(tracker_slot& t, void* p, std::size_t size) noexcept {
+#if MEMDIAG_ENABLED
+    const free_path path = count_deallocation_fast(t, size);
+    if (MEMDIAG_LIKELY(path == free_path::counted)) return;
+    if (path == free_path::profiled) return profile_free(p);
     record_deallocation_slow(t, p, size);
 #else
     (void)t, (void)p, (void)size;

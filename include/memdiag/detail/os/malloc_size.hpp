@@ -70,7 +70,8 @@ MEMDIAG_COLD inline bool check_glibc_chunks() noexcept {
 
 /// Bytes usable in a block from malloc/aligned allocation; `fallback` where the
 /// platform cannot tell.
-inline std::size_t usable_size(void* p, std::size_t fallback) noexcept {
+/// Always inlined: it is on the global hook's fast path.
+MEMDIAG_ALWAYS_INLINE std::size_t usable_size(void* p, std::size_t fallback) noexcept {
 #if MEMDIAG_HAS_LIBC_MALLOC
     (void)fallback;
     const int mode = g_glibc_chunks.load(std::memory_order_relaxed);
