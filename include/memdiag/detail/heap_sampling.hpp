@@ -141,6 +141,51 @@ inline std::uint32_t code_table_seq() noexcept {
 #endif
 }
 
+#if MEMDIAG_HAS_FRAME_WALK
+/// walk_frame_chain without code checks and without skip, hashing the frames
+/// as it stores them (frames_hash of the result): the hash's multiply chain
+/// runs while the next record loads.
+MEMDIAG_NO_SANITIZE_ADDRESS MEMDIAG_ALWAYS_INLINE walk_result walk_and_hash(std::uintptr_t frame, std::uintptr_t low,
+                                                                          std::uintptr_t high, std::uintptr_t* out,
+                                                                          std::size_t max_frames,
+                                                                          std::uint64_t& hash) noexcept {
+    constexpr std::uintptr_t record = 2 * sizeof(std::uintptr_t);
+    walk_result r{0, 0, walk_end::full};
+    frames_hasher hs;
+    while (r.count < max_frames) {
+        if ((frame & (sizeof(std::uintptr_t) - 1)) != 0 || frame < low || high < record || frame > high - record) {
+            r.end = walk_end::broken;
+            break;
+        }
+        const auto* rec = reinterpret_cast<const std::uintptr_t*>(frame);
+        const std::uintptr_t next = rec[0];
+        const std::uintptr_t ra = strip_return_address(rec[1]);
+        if (ra == 0) {
+            r.end = walk_end::outermost;
+            break;
+        }
+        if (!plausible_return_address(ra, low, high)) {
+            r.end = walk_end::implausible;
+            break;
+        }
+        out[r.count++] = ra;
+        ++r.walked;
+        hs.add(ra);
+        if (next == 0) {
+            r.end = r.count < max_frames ? walk_end::outermost : walk_end::full;
+            break;
+        }
+        if (next <= frame) {  // strictly upwards, as walk_frame_chain
+            r.end = walk_end::broken;
+            break;
+        }
+        frame = next;
+    }
+    hash = hs.done(r.count);
+    return r;
+}
+#endif
+
 /// Captures the stack and enters a sampled allocation in the tables.
 ///
 /// The checked capture (capture_stack: every return address looked up in the
@@ -163,10 +208,10 @@ MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
     if (seq != 0) {
         const stack_bounds b = current_stack_bounds();
         // This function's record first: the frames capture_stack(.., skip 1) returns.
-        const walk_result r = walk_frame_chain(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)), b.low,
-                                               b.high, f, max_frames, 0);
+        std::uint64_t h = 0;
+        const walk_result r = walk_and_hash(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)), b.low,
+                                            b.high, f, max_frames, h);
         if (!walk_needs_unwinder(r)) {
-            const std::uint64_t h = frames_hash(f, r.count);
             bool known;
             {
                 table_guard g(g_profiler.lock);

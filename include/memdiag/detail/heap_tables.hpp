@@ -99,13 +99,21 @@ MEMDIAG_ALWAYS_INLINE std::uint64_t address_hash(const void* p) noexcept {
     return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(p)) * 0x9e3779b97f4a7c15ull;
 }
 
-inline std::uint64_t frames_hash(const std::uintptr_t* f, std::size_t n) noexcept {
-    std::uint64_t h = 0x84222325cbf29ce4ull ^ n;
-    for (std::size_t i = 0; i < n; ++i) {
-        h = (h ^ static_cast<std::uint64_t>(f[i])) * 0x100000001b3ull;
+/// Hash of a stack, one frame at a time (record_sample hashes while it walks).
+struct frames_hasher {
+    std::uint64_t h = 0x84222325cbf29ce4ull;
+    MEMDIAG_ALWAYS_INLINE void add(std::uintptr_t f) noexcept {
+        h = (h ^ static_cast<std::uint64_t>(f)) * 0x100000001b3ull;
         h ^= h >> 29;
     }
-    return h;
+    /// The hash of the n frames added.
+    std::uint64_t done(std::size_t n) const noexcept { return (h ^ n) * 0x9e3779b97f4a7c15ull; }
+};
+
+inline std::uint64_t frames_hash(const std::uintptr_t* f, std::size_t n) noexcept {
+    frames_hasher hs;
+    for (std::size_t i = 0; i < n; ++i) hs.add(f[i]);
+    return hs.done(n);
 }
 
 /// The profiler's tables. They start small and grow on demand (memory from
