@@ -144,8 +144,15 @@ inline std::uint32_t code_table_seq() noexcept {
 #if MEMDIAG_HAS_FRAME_WALK
 /// walk_frame_chain without code checks and without skip, hashing the frames
 /// as it stores them (frames_hash of the result): the hash's multiply chain
-/// runs while the next record loads.
-MEMDIAG_NO_SANITIZE_ADDRESS MEMDIAG_ALWAYS_INLINE walk_result walk_and_hash(std::uintptr_t frame, std::uintptr_t low,
+/// runs while the next record loads. Inlined except under ASan, where a
+/// function that is not instrumented must stay out of instrumented callers
+/// (it reads other frames' records).
+#if MEMDIAG_ASAN
+#define MEMDIAG_WALK_INLINE MEMDIAG_NOINLINE inline
+#else
+#define MEMDIAG_WALK_INLINE MEMDIAG_ALWAYS_INLINE
+#endif
+MEMDIAG_NO_SANITIZE_ADDRESS MEMDIAG_WALK_INLINE walk_result walk_and_hash(std::uintptr_t frame, std::uintptr_t low,
                                                                           std::uintptr_t high, std::uintptr_t* out,
                                                                           std::size_t max_frames,
                                                                           std::uint64_t& hash) noexcept {
@@ -184,6 +191,7 @@ MEMDIAG_NO_SANITIZE_ADDRESS MEMDIAG_ALWAYS_INLINE walk_result walk_and_hash(std:
     hash = hs.done(r.count);
     return r;
 }
+#undef MEMDIAG_WALK_INLINE
 #endif
 
 /// Captures the stack and enters a sampled allocation in the tables.
