@@ -667,3 +667,85 @@ TEST_CASE("heap_profile: dump_heap_on_failure writes to the dump path or MEMDIAG
     std::remove(auto_path.c_str());
     ::rmdir(dir.c_str());
 }
+
+TEST_CASE("heap_profile: an unchecked walk is trusted only as a stack checked under the same code table",
+          "[heap_profile]") {
+    using namespace memdiag::detail::heapprof;
+    memdiag::detail::internal_section quiet;
+    tables t;
+    t.configure(64, 0, 0, std::size_t{1} << 30);
+    REQUIRE(t.allocate());
+    const std::uintptr_t a[3] = {0x401000, 0x401100, 0x401200};
+    const std::uintptr_t b[3] = {0x401000, 0x401100, 0x401300};
+    const std::uint64_t ha = frames_hash(a, 3);
+    char blocks[5] = {};
+    // A stack never seen: the caller must capture with checks; nothing recorded.
+    CHECK_FALSE(t.insert_known(&blocks[0], 8, a, 3, ha, 2));
+    CHECK(t.samples == 0);
+    CHECK(t.live_count == 0);
+    // Interned from a capture that was not checked: still not trusted.
+    t.insert(&blocks[0], 8, a, 3, ha, false, 0);
+    CHECK_FALSE(t.insert_known(&blocks[1], 8, a, 3, ha, 2));
+    // Checked under code table version 2: the same stack, now trusted under 2.
+    t.insert(&blocks[1], 8, a, 3, ha, true, 2);
+    CHECK(t.stack_count == 1);
+    CHECK(t.insert_known(&blocks[2], 8, a, 3, ha, 2));
+    CHECK(t.known_hits == 1);
+    CHECK(t.stack_count == 1);
+    CHECK(t.stacks[0].alloc_objects == 3);
+    CHECK(t.stacks[0].inuse_bytes == 24);
+    CHECK(t.live_count == 3);
+    // Other frames under the same hash (a collision) are not that stack.
+    CHECK_FALSE(t.insert_known(&blocks[3], 8, b, 3, ha, 2));
+    // The code table was rebuilt (a dlopen or dlclose): no stack is trusted
+    // until a checked capture under the new version finds it again.
+    CHECK_FALSE(t.insert_known(&blocks[3], 8, a, 3, ha, 4));
+    t.insert(&blocks[3], 8, a, 3, ha, true, 4);
+    CHECK(t.insert_known(&blocks[4], 8, a, 3, ha, 4));
+    CHECK_FALSE(t.insert_known(&blocks[4], 8, a, 3, ha, 2));  // an older version is not the same either
+    CHECK(t.samples == 5);
+    CHECK(t.dropped == 0);
+    for (char& c : blocks) t.remove(&c);
+    CHECK(t.live_count == 0);
+    CHECK(t.stacks[0].inuse_objects == 0);
+    memdiag::detail::internal_free(t.live);
+    memdiag::detail::internal_free(t.stack_index);
+    memdiag::detail::internal_free(t.stacks);
+    memdiag::detail::internal_free(t.frames);
+    memdiag::detail::internal_free(t.filter);
+}
+
+TEST_CASE("heap_profile: exact mode records repeated stacks without re-checking them, same figures",
+          "[heap_profile]") {
+    if (hook_missing()) return;
+    std::vector<char*> keep;
+    keep.reserve(200);
+    profiler_run run(profile_options{}.sample_interval(1));
+    std::uint64_t hits_before;
+    {
+        using namespace memdiag::detail::heapprof;
+        table_guard g(g_profiler.lock);
+        hits_before = g_profiler.current.load()->known_hits;
+    }
+    exact_site(keep, 200, 1000);
+    std::uint64_t hits;
+    {
+        using namespace memdiag::detail::heapprof;
+        table_guard g(g_profiler.lock);
+        hits = g_profiler.current.load()->known_hits - hits_before;
+    }
+    const site_figures f = figures_of("exact_site");
+    CHECK(f.sites == 1);  // the walked frames are the checked capture's: one stack
+    CHECK(f.alloc_objects == 200);
+    CHECK(f.inuse_bytes == 200 * 1000);
+    CHECK_FALSE(f.leading_allocator_frame);
+#if MEMDIAG_HAS_FRAME_WALK && MEMDIAG_HAS_CODE_RANGES
+    // The first one or two samples are checked (one more if the code table is
+    // first built then); all others match: the checked capture was saved.
+    INFO("known hits " << hits);
+    CHECK(hits >= 197);
+#else
+    CHECK(hits == 0);
+#endif
+    free_all(keep);
+}

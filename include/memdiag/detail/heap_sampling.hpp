@@ -127,20 +127,122 @@ inline void resize_reserve(tables* t) noexcept {
     g_profiler.reserve_busy.store(false, std::memory_order_release);
 }
 
+/// The code table's sequence number when a checked capture can be trusted to
+/// have used it (built, usable, not being rewritten); 0 otherwise. 0 is never
+/// such a number: the first build publishes 2.
+inline std::uint32_t code_table_seq() noexcept {
+#if MEMDIAG_HAS_CODE_RANGES
+    const code_range_table& c = g_code_ranges;
+    if (!c.built.load(std::memory_order_acquire) || c.count.load(std::memory_order_relaxed) == 0) return 0;
+    const std::uint32_t q = c.seq.load(std::memory_order_acquire);
+    return (q & 1) == 0 ? q : 0;
+#else
+    return 0;
+#endif
+}
+
+#if MEMDIAG_HAS_FRAME_WALK
+/// walk_frame_chain without code checks and without skip, hashing the frames
+/// as it stores them (frames_hash of the result): the hash's multiply chain
+/// runs while the next record loads. Inlined except under ASan, where a
+/// function that is not instrumented must stay out of instrumented callers
+/// (it reads other frames' records).
+#if MEMDIAG_ASAN
+#define MEMDIAG_WALK_INLINE MEMDIAG_NOINLINE inline
+#else
+#define MEMDIAG_WALK_INLINE MEMDIAG_ALWAYS_INLINE
+#endif
+MEMDIAG_NO_SANITIZE_ADDRESS MEMDIAG_WALK_INLINE walk_result walk_and_hash(std::uintptr_t frame, std::uintptr_t low,
+                                                                          std::uintptr_t high, std::uintptr_t* out,
+                                                                          std::size_t max_frames,
+                                                                          std::uint64_t& hash) noexcept {
+    constexpr std::uintptr_t record = 2 * sizeof(std::uintptr_t);
+    walk_result r{0, 0, walk_end::full};
+    frames_hasher hs;
+    while (r.count < max_frames) {
+        if ((frame & (sizeof(std::uintptr_t) - 1)) != 0 || frame < low || high < record || frame > high - record) {
+            r.end = walk_end::broken;
+            break;
+        }
+        const auto* rec = reinterpret_cast<const std::uintptr_t*>(frame);
+        const std::uintptr_t next = rec[0];
+        const std::uintptr_t ra = strip_return_address(rec[1]);
+        if (ra == 0) {
+            r.end = walk_end::outermost;
+            break;
+        }
+        if (!plausible_return_address(ra, low, high)) {
+            r.end = walk_end::implausible;
+            break;
+        }
+        out[r.count++] = ra;
+        ++r.walked;
+        hs.add(ra);
+        if (next == 0) {
+            r.end = r.count < max_frames ? walk_end::outermost : walk_end::full;
+            break;
+        }
+        if (next <= frame) {  // strictly upwards, as walk_frame_chain
+            r.end = walk_end::broken;
+            break;
+        }
+        frame = next;
+    }
+    hash = hs.done(r.count);
+    return r;
+}
+#undef MEMDIAG_WALK_INLINE
+#endif
+
 /// Captures the stack and enters a sampled allocation in the tables.
+///
+/// The checked capture (capture_stack: every return address looked up in the
+/// code table and read for the call before it) was a third of exact mode's
+/// time (perf, issue 15). Most samples repeat a stack already recorded, so
+/// first a plain frame-pointer walk (bounds checks only) is looked up among
+/// the stacks checked under the same code table version: frames identical to
+/// checked ones are code too. Anything else (a new stack, a walk that would
+/// need the unwinder, the code table rebuilt since) takes the checked capture.
 MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
     tables* t = g_profiler.current.load(std::memory_order_acquire);
     if (t == nullptr) return;
     t->prefetch_slot(p);     // loads while the stack is captured
     internal_section quiet;  // first capture on a thread may look up its stack bounds
     std::uintptr_t f[max_capture];
+    const std::size_t max_frames = t->max_depth.load(std::memory_order_relaxed) + internal_frames;
+    bool outgrown = false;
+    std::uint32_t seq = code_table_seq();
+#if MEMDIAG_HAS_FRAME_WALK
+    if (seq != 0) {
+        const stack_bounds b = current_stack_bounds();
+        // This function's record first: the frames capture_stack(.., skip 1) returns.
+        std::uint64_t h = 0;
+        const walk_result r = walk_and_hash(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)), b.low,
+                                            b.high, f, max_frames, h);
+        if (!walk_needs_unwinder(r)) {
+            bool known;
+            {
+                table_guard g(g_profiler.lock);
+                known = t->insert_known(p, size, f, r.count, h, seq);
+                outgrown = known && (t->stack_count > g_profiler.reserve_stacks.load(std::memory_order_relaxed) ||
+                                     t->frames_used > g_profiler.reserve_frames.load(std::memory_order_relaxed));
+            }
+            if (known) {
+                if (MEMDIAG_UNLIKELY(outgrown)) resize_reserve(t);
+                return;
+            }
+            seq = code_table_seq();
+        }
+    }
+#endif
     // skip 1: this function; memdiag's other frames are removed by name at snapshot.
-    const std::size_t n = capture_stack(f, t->max_depth.load(std::memory_order_relaxed) + internal_frames, 1);
+    const std::size_t n = capture_stack(f, max_frames, 1);
+    // Checked under version seq only if the table stayed the same throughout.
+    const bool checked = seq != 0 && code_table_seq() == seq;
     const std::uint64_t h = frames_hash(f, n);
-    bool outgrown;
     {
         table_guard g(g_profiler.lock);
-        t->insert(p, size, f, n, h);
+        t->insert(p, size, f, n, h, checked, seq);
         outgrown = t->stack_count > g_profiler.reserve_stacks.load(std::memory_order_relaxed) ||
                    t->frames_used > g_profiler.reserve_frames.load(std::memory_order_relaxed);
     }

@@ -67,9 +67,14 @@ struct live_entry {
 struct stack_entry {
     std::uint64_t hash;
     std::uint32_t frames_at;  ///< index of the first frame in the arena
-    std::uint32_t depth;
+    std::uint16_t depth;      ///< at most max_capture
+    /// 1: its frames came from a checked capture (every one in loaded code)
+    /// under the code table version tables::checked_seq, so an unchecked walk
+    /// that finds exactly these frames needs no check (record_sample).
+    std::uint16_t checked;
     std::int64_t alloc_objects, alloc_bytes, inuse_objects, inuse_bytes;
 };
+static_assert(max_capture <= 0xffff, "stack_entry::depth is 16 bits");
 
 using filter_cell = std::atomic<std::uint8_t>;
 static_assert(sizeof(filter_cell) == 1, "the free filter is an array of one-byte atomics");
@@ -94,13 +99,21 @@ MEMDIAG_ALWAYS_INLINE std::uint64_t address_hash(const void* p) noexcept {
     return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(p)) * 0x9e3779b97f4a7c15ull;
 }
 
-inline std::uint64_t frames_hash(const std::uintptr_t* f, std::size_t n) noexcept {
-    std::uint64_t h = 0x84222325cbf29ce4ull ^ n;
-    for (std::size_t i = 0; i < n; ++i) {
-        h = (h ^ static_cast<std::uint64_t>(f[i])) * 0x100000001b3ull;
+/// Hash of a stack, one frame at a time (record_sample hashes while it walks).
+struct frames_hasher {
+    std::uint64_t h = 0x84222325cbf29ce4ull;
+    MEMDIAG_ALWAYS_INLINE void add(std::uintptr_t f) noexcept {
+        h = (h ^ static_cast<std::uint64_t>(f)) * 0x100000001b3ull;
         h ^= h >> 29;
     }
-    return h;
+    /// The hash of the n frames added.
+    std::uint64_t done(std::size_t n) const noexcept { return (h ^ n) * 0x9e3779b97f4a7c15ull; }
+};
+
+inline std::uint64_t frames_hash(const std::uintptr_t* f, std::size_t n) noexcept {
+    frames_hasher hs;
+    for (std::size_t i = 0; i < n; ++i) hs.add(f[i]);
+    return hs.done(n);
 }
 
 /// The profiler's tables. They start small and grow on demand (memory from
@@ -132,6 +145,13 @@ struct tables {
 
     std::size_t live_count = 0, stack_count = 0, frames_used = 0;
     std::uint64_t samples = 0, dropped = 0;
+    /// The code table's sequence number (detail/os/code_ranges.hpp) the
+    /// stacks' `checked` flags refer to: when the code table is rebuilt (a
+    /// dlopen or dlclose), every flag is cleared and stacks are checked again.
+    std::uint32_t checked_seq = 0;
+    /// Samples whose unchecked walk matched a checked stack (insert_known):
+    /// how often the checked capture was saved.
+    std::uint64_t known_hits = 0;
     /// The live table as last published, read without the lock to prefetch
     /// a slot before the lock is taken (a stale pair only wastes a prefetch,
     /// which never faults).
@@ -247,6 +267,8 @@ struct tables {
             if (filter[i].load(std::memory_order_relaxed) != 0) filter[i].store(0, std::memory_order_relaxed);
         live_count = stack_count = frames_used = 0;
         samples = dropped = 0;
+        checked_seq = 0;
+        known_hits = 0;
     }
 
     /// Doubles the stack entries (realloc keeps them). Lock held.
@@ -289,29 +311,60 @@ struct tables {
         return true;
     }
 
-    /// The stack id of frames[0, n), added when new; -1 when it cannot be
-    /// added (a limit reached or memory short).
-    long intern_stack(const std::uintptr_t* f, std::size_t n, std::uint64_t h) noexcept {
-        std::size_t mask = stack_index_cap - 1;
+    /// Index slot of the stack frames[0, n) with hash h: the slot holding its
+    /// id + 1, or the free slot where it would go.
+    std::size_t find_stack(const std::uintptr_t* f, std::size_t n, std::uint64_t h) const noexcept {
+        const std::size_t mask = stack_index_cap - 1;
         std::size_t i = static_cast<std::size_t>(h) & mask;
         for (; stack_index[i] != 0; i = (i + 1) & mask) {
-            const std::uint32_t id = stack_index[i] - 1;
-            const stack_entry& e = stacks[id];
+            const stack_entry& e = stacks[stack_index[i] - 1];
             if (e.hash == h && e.depth == n &&
                 (n == 0 || std::memcmp(frames + e.frames_at, f, n * sizeof(std::uintptr_t)) == 0))
-                return static_cast<long>(id);
+                return i;
+        }
+        return i;
+    }
+
+    /// Makes the checked flags refer to code table version seq (clearing them
+    /// all when it moved). Lock held.
+    void check_against(std::uint32_t seq) noexcept {
+        if (seq == checked_seq) return;
+        for (std::size_t id = 0; id < stack_count; ++id) stacks[id].checked = 0;
+        checked_seq = seq;
+    }
+
+    /// The id of frames[0, n) if it is interned and checked under code table
+    /// version seq; -1 otherwise (then the caller captures with checks).
+    long find_checked(const std::uintptr_t* f, std::size_t n, std::uint64_t h, std::uint32_t seq) noexcept {
+        check_against(seq);
+        const std::uint32_t slot = stack_index[find_stack(f, n, h)];
+        return slot != 0 && stacks[slot - 1].checked != 0 ? static_cast<long>(slot - 1) : -1;
+    }
+
+    /// The stack id of frames[0, n), added when new; -1 when it cannot be
+    /// added (a limit reached or memory short). `checked`: the frames come
+    /// from a checked capture under code table version seq.
+    long intern_stack(const std::uintptr_t* f, std::size_t n, std::uint64_t h, bool checked = false,
+                      std::uint32_t seq = 0) noexcept {
+        if (checked) check_against(seq);
+        std::size_t i = find_stack(f, n, h);
+        if (stack_index[i] != 0) {
+            const std::uint32_t id = stack_index[i] - 1;
+            if (checked) stacks[id].checked = 1;
+            return static_cast<long>(id);
         }
         if ((max_stacks != 0 && stack_count >= max_stacks) || stack_count >= max_stack_ids) return -1;
         if (stack_count == stacks_cap && !grow_stacks()) return -1;
         if (frames_cap - frames_used < n && !grow_frames(n)) return -1;
         if (2 * (stack_count + 1) > stack_index_cap) {  // keep the index at most half full
             if (!grow_index()) return -1;
-            mask = stack_index_cap - 1;
+            const std::size_t mask = stack_index_cap - 1;
             for (i = static_cast<std::size_t>(h) & mask; stack_index[i] != 0;) i = (i + 1) & mask;
         }
         const auto id = static_cast<std::uint32_t>(stack_count++);
         stack_entry& e = stacks[id];
-        e = stack_entry{h, static_cast<std::uint32_t>(frames_used), static_cast<std::uint32_t>(n), 0, 0, 0, 0};
+        e = stack_entry{h, static_cast<std::uint32_t>(frames_used), static_cast<std::uint16_t>(n),
+                        static_cast<std::uint16_t>(checked ? 1 : 0), 0, 0, 0, 0};
         if (n != 0) std::memcpy(frames + frames_used, f, n * sizeof(std::uintptr_t));
         frames_used += n;
         stack_index[i] = id + 1;
@@ -344,25 +397,26 @@ struct tables {
         return true;
     }
 
-    /// Records a sampled allocation. Lock held.
-    void insert(void* ptr, std::size_t size, const std::uintptr_t* f, std::size_t n, std::uint64_t h) noexcept {
-        const auto p = reinterpret_cast<std::uintptr_t>(ptr);
+    /// The slot a new sample of p goes to (replacing: p is there already,
+    /// freed where we could not see it); live_cap() when it is dropped
+    /// (counted). Grows the live table when needed. Lock held.
+    std::size_t slot_for(std::uintptr_t p, bool& replacing) noexcept {
         // Keep the load at most 3/4 (linear probes stay short): grow, or drop.
         if (4 * (live_count + 1) > 3 * live_cap() && !grow_live()) {
             ++dropped;
-            return;
+            return live_cap();
         }
         const std::size_t i = probe(p);
-        const bool replacing = live[i].addr == p;  // freed where we could not see it
+        replacing = live[i].addr == p;
         if (!replacing && max_live != 0 && live_count >= max_live) {
             ++dropped;
-            return;
+            return live_cap();
         }
-        const long id = intern_stack(f, n, h);
-        if (id < 0) {
-            ++dropped;
-            return;
-        }
+        return i;
+    }
+
+    /// Enters p in slot i (from slot_for) under stack id. Lock held.
+    void commit(std::size_t i, void* ptr, bool replacing, std::size_t size, std::uint32_t id) noexcept {
         if (replacing) {
             stack_entry& old = stacks[live[i].stack()];
             --old.inuse_objects;
@@ -373,7 +427,7 @@ struct tables {
             const std::uint8_t v = c.load(std::memory_order_relaxed);
             if (v != 0xff) c.store(static_cast<std::uint8_t>(v + 1), std::memory_order_relaxed);
         }
-        live[i] = live_entry{p, live_entry::pack(size, static_cast<std::uint32_t>(id))};
+        live[i] = live_entry{reinterpret_cast<std::uintptr_t>(ptr), live_entry::pack(size, id)};
         const auto recorded = static_cast<std::int64_t>(live[i].size());
         stack_entry& e = stacks[id];
         ++e.alloc_objects;
@@ -381,6 +435,35 @@ struct tables {
         ++e.inuse_objects;
         e.inuse_bytes += recorded;
         ++samples;
+    }
+
+    /// Records a sampled allocation whose frames came from a capture (checked
+    /// under code table version seq when `checked`). Lock held.
+    void insert(void* ptr, std::size_t size, const std::uintptr_t* f, std::size_t n, std::uint64_t h,
+                bool checked = false, std::uint32_t seq = 0) noexcept {
+        bool replacing = false;
+        const std::size_t i = slot_for(reinterpret_cast<std::uintptr_t>(ptr), replacing);
+        if (i == live_cap()) return;
+        const long id = intern_stack(f, n, h, checked, seq);
+        if (id < 0) {
+            ++dropped;
+            return;
+        }
+        commit(i, ptr, replacing, size, static_cast<std::uint32_t>(id));
+    }
+
+    /// Records a sampled allocation whose frames came from an unchecked walk,
+    /// if they are those of a stack already checked under code table version
+    /// seq; false (nothing changed) otherwise. Lock held.
+    bool insert_known(void* ptr, std::size_t size, const std::uintptr_t* f, std::size_t n, std::uint64_t h,
+                      std::uint32_t seq) noexcept {
+        const long id = find_checked(f, n, h, seq);
+        if (id < 0) return false;
+        ++known_hits;
+        bool replacing = false;
+        const std::size_t i = slot_for(reinterpret_cast<std::uintptr_t>(ptr), replacing);
+        if (i != live_cap()) commit(i, ptr, replacing, size, static_cast<std::uint32_t>(id));
+        return true;
     }
 
     /// Forgets a freed block if it was sampled. Lock held.
