@@ -14,7 +14,8 @@
 // Split so far: the pprof endpoint (http.hpp), periodic dumps
 // (periodic_dump.hpp) and the heap profiler's writers, start/stop and dump
 // paths (heap_profile.hpp), the budget breach report (breach.hpp, budget.hpp),
-// the environment report's collectors, text, JSON and checks (env.hpp).
+// the environment report's collectors, text, JSON and checks (env.hpp), and the
+// test integrations' snapshot of a failing test (testing/listener.hpp).
 #pragma once
 
 #include "config.hpp"
@@ -24,3 +25,4 @@
 #include "detail/heap_profile_impl.hpp"
 #include "detail/http_impl.hpp"
 #include "detail/periodic_dump_impl.hpp"
+#include "detail/testing_impl.hpp"

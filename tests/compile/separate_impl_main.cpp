@@ -9,10 +9,12 @@
 // each) and works: a server on a free port, a periodic dump, both stopped; the
 // heap profiler started, its report, collapsed stacks and pprof file written,
 // dump paths set and cleared, stopped; the environment report collected in
-// this unit (its build facts are this unit's), printed and checked. Exit 0 passed, 1 failed, 77 no POSIX sockets here.
+// this unit (its build facts are this unit's), printed and checked; a failing
+// test's snapshot written by the test integrations' layer. Exit 0 passed, 1 failed, 77 no POSIX sockets here.
 #include <memdiag/http.hpp>
 #include <memdiag/memdiag.hpp>
 #include <memdiag/periodic_dump.hpp>
+#include <memdiag/testing/common.hpp>
 
 #include <cstdio>
 #include <cstring>
@@ -22,6 +24,10 @@
 
 #ifdef MEMDIAG_DETAIL_HEAP_SNAPSHOT_INCLUDED
 #error "heap_profile.hpp brought the snapshot writer (detail/heap_snapshot.hpp) into a user unit"
+#endif
+
+#if defined(_GLIBCXX_FILESYSTEM) || defined(_LIBCPP_FILESYSTEM)
+#error "testing/common.hpp brought <filesystem> into a user unit"
 #endif
 
 static_assert(!MEMDIAG_HEADER_ONLY, "build this test with -DMEMDIAG_SEPARATE_IMPLEMENTATION");
@@ -110,8 +116,29 @@ static int check_env() {
     return failures;
 }
 
+// The test integrations' snapshot of a failing test (detail/testing_impl.hpp).
+static int check_testing_snapshot() {
+    const memdiag::testing::snapshot_files files =
+        memdiag::testing::test_session::write_snapshot("separate_impl_snapshot", "a failing test");
+    int failures = 0;
+    if (files.report.empty()) {
+        std::printf("FAIL: write_snapshot wrote no text report: %s\n", files.error.c_str());
+        ++failures;
+    } else if (std::FILE* f = std::fopen(files.report.c_str(), "r")) {
+        std::fclose(f);
+    } else {
+        std::printf("FAIL: write_snapshot names %s, which does not exist\n", files.report.c_str());
+        ++failures;
+    }
+    for (const std::string* p : {&files.profile, &files.flamegraph, &files.report})
+        if (!p->empty()) std::remove(p->c_str());
+    std::remove("separate_impl_snapshot");
+    return failures;
+}
+
 int main() {
     if (check_env() != 0) return 1;
+    if (check_testing_snapshot() != 0) return 1;
 #if !MEMDIAG_POSIX || !MEMDIAG_ENABLED
     std::puts("SKIP: the pprof endpoint and periodic dumps need POSIX (and memdiag enabled)");
     return 77;

@@ -1,10 +1,12 @@
 // memdiag/detail/env_types.hpp - the env report's value types (fact, limit,
 // address_sizes, cpu_quota), apart from the parsers (detail/env_values.hpp) so
-// that env/report.hpp declares the report with <string> alone.
+// that env/report.hpp declares the report with <string> alone; and trim(), which
+// the test integrations' option parsers share with env's.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace memdiag {
@@ -72,4 +74,18 @@ struct cpu_quota {
 };
 
 }  // namespace env
+
+namespace detail {
+namespace env_parse {
+
+/// Returns s without leading and trailing spaces, tabs, CR and LF.
+inline std::string_view trim(std::string_view s) noexcept {
+    auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+    while (!s.empty() && space(s.front())) s.remove_prefix(1);
+    while (!s.empty() && space(s.back())) s.remove_suffix(1);
+    return s;
+}
+
+}  // namespace env_parse
+}  // namespace detail
 }  // namespace memdiag

@@ -32,14 +32,6 @@ using env::cpu_quota;
 using env::fact;
 using env::limit;
 
-/// Returns s without leading and trailing spaces, tabs, CR and LF.
-inline std::string_view trim(std::string_view s) noexcept {
-    auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
-    while (!s.empty() && space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && space(s.back())) s.remove_suffix(1);
-    return s;
-}
-
 /// Returns a printable excerpt of untrusted text for a reason message: at most
 /// 40 bytes, control and non-ASCII bytes shown as '?'.
 inline std::string excerpt(std::string_view s) {
