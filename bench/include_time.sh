@@ -10,7 +10,8 @@
 #
 # The last rows time the headers that have an implementation split again with
 # -DMEMDIAG_SEPARATE_IMPLEMENTATION (config.hpp): what a unit pays when one
-# other unit includes memdiag/implementation.hpp.
+# other unit includes memdiag/implementation.hpp; and the standard headers that
+# memdiag.hpp includes with the switch, alone (the floor of that row).
 #
 # Usage: bench/include_time.sh [--runs N]   Environment: CXX (default g++).
 set -euo pipefail
@@ -62,6 +63,13 @@ row "framework alone: \`<gtest/gtest.h>\`" gtest/gtest.h
 row "framework alone: \`<doctest/doctest.h>\`" doctest/doctest.h
 row "framework alone: \`<benchmark/benchmark.h>\`" benchmark/benchmark.h
 extra=(-DMEMDIAG_SEPARATE_IMPLEMENTATION)
-for h in memdiag/budget.hpp memdiag/heap_profile.hpp memdiag/memdiag.hpp memdiag/http.hpp memdiag/periodic_dump.hpp; do
+for h in memdiag/budget.hpp memdiag/env.hpp memdiag/heap_profile.hpp memdiag/memdiag.hpp memdiag/http.hpp \
+         memdiag/periodic_dump.hpp memdiag/testing/common.hpp memdiag/testing/catch2.hpp memdiag/testing/gtest.hpp \
+         memdiag/testing/doctest.hpp; do
   row "\`$h\` with MEMDIAG_SEPARATE_IMPLEMENTATION" "$h"
 done
+# The floor under memdiag.hpp with the switch: the standard headers its common
+# parts include (stats, tracker, resource, the heap profiler's sampling path).
+extra=()
+row "floor: the standard headers \`memdiag.hpp\` includes" string algorithm atomic memory vector thread \
+  memory_resource chrono cmath cstdio cstring cstdlib

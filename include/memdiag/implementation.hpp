@@ -13,12 +13,16 @@
 //
 // Split so far: the pprof endpoint (http.hpp), periodic dumps
 // (periodic_dump.hpp) and the heap profiler's writers, start/stop and dump
-// paths (heap_profile.hpp), the budget breach report (breach.hpp, budget.hpp).
+// paths (heap_profile.hpp), the budget breach report (breach.hpp, budget.hpp),
+// the environment report's collectors, text, JSON and checks (env.hpp), and the
+// test integrations' snapshot of a failing test (testing/listener.hpp).
 #pragma once
 
 #include "config.hpp"
 
 #include "detail/budget_impl.hpp"
+#include "detail/env_impl.hpp"
 #include "detail/heap_profile_impl.hpp"
 #include "detail/http_impl.hpp"
 #include "detail/periodic_dump_impl.hpp"
+#include "detail/testing_impl.hpp"

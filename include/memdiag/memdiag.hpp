@@ -4,11 +4,17 @@
 // capture, the heap profiler and its snapshots, the environment report, and
 // global_hook_installed().
 //
-// The global operator new replacement is not included: it is defined in exactly
-// one translation unit, by `#define MEMDIAG_REPLACE_GLOBAL_NEW` before
-// `#include <memdiag/global_new.hpp>`. The test framework integrations
-// (memdiag/testing/*.hpp) and memdiag/benchmark.hpp need their framework and are
-// included on their own.
+// Not included: the global operator new replacement, which one translation unit
+// of the program defines (`#define MEMDIAG_REPLACE_GLOBAL_NEW` before
+// `#include <memdiag/global_new.hpp>`), and the parts that need another library
+// or a server: the test framework integrations (memdiag/testing/*.hpp),
+// memdiag/benchmark.hpp, the pprof endpoint (http.hpp) and periodic dumps
+// (periodic_dump.hpp).
+//
+// Compile time: with MEMDIAG_SEPARATE_IMPLEMENTATION (config.hpp) defined in
+// every unit and <memdiag/implementation.hpp> included in one, this header
+// declares its heavy parts (snapshot writers, symbolizer, environment report)
+// instead of defining them; the README's Performance section has the figures.
 #pragma once
 
 #include "config.hpp"
@@ -21,8 +27,8 @@
 #include "hook_status.hpp"
 #include "env.hpp"
 #include "auto_limit.hpp"
-// MinGW's format checker rejects the %zu in snapshot/report.hpp: on Windows the
-// heap profiler is included on its own once that is fixed.
+// Not on Windows yet: MinGW's format checker rejects the %zu of
+// snapshot/report.hpp, which the heap profiler writes through.
 #if !MEMDIAG_OS_WINDOWS
 #include "heap_profile.hpp"
 #endif

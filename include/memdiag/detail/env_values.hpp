@@ -1,6 +1,6 @@
-// memdiag/detail/env_values.hpp - the env value types and the parsers of
-// one-value files (numbers, sizes, /proc/meminfo, cpuinfo, os-release ...);
-// detail/env_cgroup.hpp parses the cgroup files. detail/env_parse.hpp gives both.
+// memdiag/detail/env_values.hpp - the parsers of one-value files (numbers,
+// sizes, /proc/meminfo, cpuinfo, os-release ...); detail/env_cgroup.hpp parses
+// the cgroup files. detail/env_parse.hpp gives both.
 //
 // Every file under /proc and /sys may be missing, truncated or hold garbage
 // (containers, qemu-user, odd kernels). These parsers take the text as a
@@ -8,8 +8,9 @@
 // on bad input, never read out of bounds, and use 64-bit integers even in
 // 32-bit builds (memory sizes exceed 4 GiB there too).
 //
-// The value types (fact, limit, address_sizes, cpu_quota) are public: the env
-// report is made of them. The parsers live in memdiag::detail::env_parse.
+// The value types (fact, limit, address_sizes, cpu_quota, detail/env_types.hpp)
+// are public: the env report is made of them. The parsers live in
+// memdiag::detail::env_parse.
 #pragma once
 
 #include <cstddef>
@@ -20,73 +21,9 @@
 #include <vector>
 
 #include "../config.hpp"
+#include "env_types.hpp"
 
 namespace memdiag {
-namespace env {
-
-/// One fact about the environment: a value, or "unknown" with the reason, and
-/// where it came from (a file, a system call, a compiler macro).
-template <class T>
-struct fact {
-    bool known = false;   ///< true when value holds the fact
-    T value{};            ///< meaningful only when known
-    std::string source;   ///< where the value was read, e.g. "sysconf(_SC_PAGESIZE)"
-    std::string reason;   ///< why the fact is unknown; empty when known
-
-    /// Returns a known fact holding v, read from source.
-    static fact of(T v, std::string from = {}) {
-        fact f;
-        f.known = true;
-        f.value = std::move(v);
-        f.source = std::move(from);
-        return f;
-    }
-    /// Returns an unknown fact with the reason it could not be learned.
-    static fact unknown(std::string why, std::string from = {}) {
-        fact f;
-        f.reason = std::move(why);
-        f.source = std::move(from);
-        return f;
-    }
-    /// Returns known.
-    explicit operator bool() const noexcept { return known; }
-};
-
-/// A memory limit in bytes, or no limit at all.
-struct limit {
-    bool unlimited = true;    ///< true when nothing is enforced
-    std::uint64_t bytes = 0;  ///< the limit when !unlimited (0 is a real limit of zero)
-
-    /// Returns "no limit".
-    static limit none() noexcept { return limit{}; }
-    /// Returns a limit of n bytes.
-    static limit of(std::uint64_t n) noexcept { return limit{false, n}; }
-    /// Returns true when this limit is tighter than other.
-    bool below(const limit& other) const noexcept {
-        return !unlimited && (other.unlimited || bytes < other.bytes);
-    }
-};
-
-/// Address widths a CPU reports (as in /proc/cpuinfo "address sizes").
-struct address_sizes {
-    unsigned physical_bits = 0;  ///< physical address bits
-    unsigned virtual_bits = 0;   ///< virtual (linear) address bits
-};
-
-/// A CPU bandwidth quota: quota_us of CPU time per period_us, or none.
-struct cpu_quota {
-    bool unlimited = true;        ///< true when no quota is set
-    std::uint64_t quota_us = 0;   ///< CPU time allowed per period
-    std::uint64_t period_us = 0;  ///< the period length
-
-    /// Returns the quota as a number of CPUs (e.g. 1.5); 0 when unlimited.
-    double cpus() const noexcept {
-        return unlimited || period_us == 0 ? 0.0 : double(quota_us) / double(period_us);
-    }
-};
-
-}  // namespace env
-
 namespace detail {
 namespace env_parse {
 
@@ -94,14 +31,6 @@ using env::address_sizes;
 using env::cpu_quota;
 using env::fact;
 using env::limit;
-
-/// Returns s without leading and trailing spaces, tabs, CR and LF.
-inline std::string_view trim(std::string_view s) noexcept {
-    auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
-    while (!s.empty() && space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && space(s.back())) s.remove_suffix(1);
-    return s;
-}
 
 /// Returns a printable excerpt of untrusted text for a reason message: at most
 /// 40 bytes, control and non-ASCII bytes shown as '?'.

@@ -23,7 +23,9 @@
 // integration (no snapshots, no top sites), e.g. to keep test binaries lean.
 #if __has_include("../heap_profile.hpp") && !defined(MEMDIAG_TESTING_NO_HEAP_PROFILE)
 #include "../heap_profile.hpp"
+#if MEMDIAG_HEADER_ONLY  // else only detail/testing_impl.hpp needs it
 #include "../heap_flamegraph.hpp"
+#endif
 /// 1 when the heap profiler (heap_profile.hpp) is part of this memdiag.
 #define MEMDIAG_TESTING_HEAP_PROFILE 1
 #else

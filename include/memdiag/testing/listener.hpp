@@ -2,6 +2,10 @@
 // scope (default budget, overrides, setup left out), the run's bookkeeping
 // (test_session: failures, baselines, snapshot files) and the scopes users
 // write in tests. catch2.hpp, gtest.hpp and doctest.hpp drive it.
+//
+// Writing a failing test's snapshot (<filesystem>, the flame graph writer) is in
+// detail/testing_impl.hpp: included at the end of this header, or, with
+// MEMDIAG_SEPARATE_IMPLEMENTATION (config.hpp), by memdiag/implementation.hpp only.
 #pragma once
 
 #include <algorithm>
@@ -15,13 +19,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <utility>
 #include <vector>
-
-#if __has_include(<filesystem>)
-#include <filesystem>
-#endif
 
 #include "../budget.hpp"
 #include "../config.hpp"
@@ -298,38 +297,9 @@ public:
         return files.error.empty();
     }
 
-    /// Writes <dir>/<sanitized name>.pb.gz, .html (flame graph) and .txt (the directory is created).
-    static snapshot_files write_snapshot(const std::string& dir, const std::string& test_name) {
-        snapshot_files files;
-#if defined(__cpp_lib_filesystem) || __has_include(<filesystem>)
-        std::error_code ec;
-        std::filesystem::create_directories(dir, ec);
-        if (ec) {
-            files.error = "cannot create directory " + dir + ": " + ec.message();
-            return files;
-        }
-#endif
-        const std::string base = dir + "/" + sanitize_file_name(test_name);
-        std::string text = "memdiag report of failing test: " + test_name + "\n" + environment_facts() + "\n";
-        text += "process: " + process_stats().to_string() + "\n";
-#if MEMDIAG_TESTING_HEAP_PROFILE && MEMDIAG_ENABLED
-        const result r = write_heap_profile((base + ".pb.gz").c_str());
-        if (r) files.profile = base + ".pb.gz";
-        else files.error = std::string("heap profile not written: ") + r.message();
-        if (r) {  // the same heap as a page to open in a browser
-            const result f = write_heap_flamegraph((base + ".html").c_str());
-            if (f) files.flamegraph = base + ".html";
-            else files.error = std::string("flame graph not written: ") + f.message();
-        }
-        text += "\n" + detail::to_std_string(heap_report(config().top_sites > 0 ? config().top_sites : 10));
-#else
-        files.error = "heap profile not written: no heap profiler in this memdiag";
-#endif
-        const result t = memdiag::detail::write_file_atomically((base + ".txt").c_str(), text.data(), text.size());
-        if (t) files.report = base + ".txt";
-        else files.error += (files.error.empty() ? "" : "; ") + std::string("text report not written: ") + t.message();
-        return files;
-    }
+    /// Writes <dir>/<sanitized name>.pb.gz, .html (flame graph) and .txt (the
+    /// directory is created). Defined in detail/testing_impl.hpp.
+    static snapshot_files write_snapshot(const std::string& dir, const std::string& test_name);
 
     /// The run has ended: writes the baseline in record mode, prints notes.
     /// Returns an error message when the baseline could not be written.
@@ -472,3 +442,7 @@ inline void warn_if_unhooked() {
 
 }  // namespace testing
 }  // namespace memdiag
+
+#if MEMDIAG_HEADER_ONLY
+#include "../detail/testing_impl.hpp"
+#endif

@@ -13,7 +13,7 @@
 
 #include "../budget.hpp"
 #include "../config.hpp"
-#include "../detail/env_parse.hpp"
+#include "../detail/env_types.hpp"  // env_parse::trim
 #include "../env.hpp"
 #include "../result.hpp"
 #include "../sampler.hpp"
