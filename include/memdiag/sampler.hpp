@@ -20,7 +20,9 @@
 // Everything here runs inside operator new: no allocation, no locks, no throw.
 #pragma once
 
-#include <cmath>
+#if !defined(__GNUC__) && !defined(__clang__)
+#include <cmath>  // g++ and clang++ use their built-ins: <cmath> is heavy for every user
+#endif
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -31,6 +33,23 @@
 #include "detail/parse_size.hpp"
 
 namespace memdiag {
+namespace detail {
+// log and expm1 without <cmath> where the compiler has them built in.
+inline double log_of(double x) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_log(x);
+#else
+    return std::log(x);
+#endif
+}
+inline double expm1_of(double x) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_expm1(x);
+#else
+    return std::expm1(x);
+#endif
+}
+}  // namespace detail
 
 /// The default mean sampling interval in bytes (512 KiB, as Go and tcmalloc).
 inline constexpr std::uint64_t default_sample_interval = 524288;
@@ -127,7 +146,7 @@ struct poisson_sampler {
     std::int64_t draw(std::uint64_t interval) noexcept {
         if (interval <= 1) return 0;
         // -log(u) <= 36.8 for u >= 2^-53, so this fits in int64 for any interval <= 2^40.
-        return static_cast<std::int64_t>(-std::log(next_uniform()) * static_cast<double>(interval));
+        return static_cast<std::int64_t>(-detail::log_of(next_uniform()) * static_cast<double>(interval));
     }
 
     /// Starts a new countdown with the given mean interval.
@@ -147,7 +166,7 @@ struct poisson_sampler {
 /// an allocation of `size` bytes: 1 - exp(-size/interval); 1 when interval <= 1.
 inline double sample_probability(std::uint64_t size, std::uint64_t interval) noexcept {
     if (interval <= 1) return 1.0;
-    return -std::expm1(-static_cast<double>(size) / static_cast<double>(interval));
+    return -detail::expm1_of(-static_cast<double>(size) / static_cast<double>(interval));
 }
 
 }  // namespace memdiag

@@ -1,7 +1,6 @@
 // memdiag/stats.hpp - allocation_stats: what a tracker or a scope counted.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <iosfwd>  // not <ostream>: it is a fifth of the umbrella header's compile time
@@ -95,7 +94,8 @@ struct allocation_stats {
     std::string to_string() const {
         char buf[256];
         int n = format(buf, sizeof buf);
-        return std::string(buf, n < 0 ? 0 : std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buf - 1));
+        const std::size_t len = n < 0 ? 0 : static_cast<std::size_t>(n);
+        return std::string(buf, len < sizeof buf ? len : sizeof buf - 1);
     }
 
     /// Streams the format() line (any std::basic_ostream; a template, so that

@@ -13,6 +13,7 @@
 
 #include "arch/crc32.hpp"
 #include "internal_alloc.hpp"
+#include "internal_vector.hpp"
 
 namespace memdiag {
 namespace detail {

@@ -6,9 +6,9 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <ctime>  // not <chrono>: every user of memdiag.hpp would pay for it
 
 #include "../config.hpp"
 #include "../profile_options.hpp"
@@ -249,6 +249,14 @@ MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
     if (MEMDIAG_UNLIKELY(outgrown)) resize_reserve(t);
 }
 
+/// A varying number for a thread's first sampling seed (the clock's
+/// nanoseconds; only its variation matters).
+inline std::uint64_t seed_clock() noexcept {
+    std::timespec ts{};
+    std::timespec_get(&ts, TIME_UTC);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
 /// profile_allocated handler: count down the thread's bytes, record when due.
 /// The event path calls it only when the countdown may run out (or belongs to
 /// an earlier run); other allocations it counts down inline (tracker.hpp).
@@ -261,7 +269,7 @@ inline void on_allocated(thread_state* s, void* p, std::size_t size) noexcept {
         if (s->rng == 0) {
             const auto seed = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(s)) ^
                               static_cast<std::uint64_t>(
-                                  std::chrono::steady_clock::now().time_since_epoch().count()) *
+                                  seed_clock()) *
                                   0x9e3779b97f4a7c15ull;
             s->rng = seed != 0 ? seed : 1;
         }

@@ -29,6 +29,7 @@
 #include "heap_sampling.hpp"
 #include "heap_tables.hpp"
 #include "internal_alloc.hpp"
+#include "internal_vector.hpp"
 #include "internal_section.hpp"
 #include "symbols.hpp"
 

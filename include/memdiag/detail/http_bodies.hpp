@@ -16,6 +16,7 @@
 #include "../stats.hpp"
 #include "../tracker.hpp"
 #include "internal_alloc.hpp"
+#include "internal_vector.hpp"
 
 namespace memdiag {
 namespace detail {

@@ -45,6 +45,7 @@
 #include "http_bodies.hpp"
 #include "http_parse.hpp"
 #include "internal_alloc.hpp"
+#include "internal_vector.hpp"
 #include "internal_section.hpp"
 
 #if defined(__ELF__)

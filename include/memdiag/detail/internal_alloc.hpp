@@ -12,7 +12,6 @@
 #include <cstring>
 #include <new>
 #include <string>
-#include <vector>
 
 #include "../config.hpp"
 #include "throw.hpp"
@@ -147,10 +146,6 @@ struct internal_allocator {
 
 /// A string whose buffer never touches the observed heap.
 using internal_string = std::basic_string<char, std::char_traits<char>, internal_allocator<char>>;
-
-/// A vector whose buffer never touches the observed heap.
-template <class T>
-using internal_vector = std::vector<T, internal_allocator<T>>;
 
 }  // namespace detail
 }  // namespace memdiag

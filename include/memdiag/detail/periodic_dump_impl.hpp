@@ -17,6 +17,7 @@
 #include "../periodic_dump.hpp"
 #include "../result.hpp"
 #include "internal_alloc.hpp"
+#include "internal_vector.hpp"
 #include "internal_section.hpp"
 
 #if MEMDIAG_POSIX && MEMDIAG_ENABLED

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "internal_alloc.hpp"
+#include "internal_vector.hpp"
 
 namespace memdiag {
 namespace detail {

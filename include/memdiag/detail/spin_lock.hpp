@@ -8,7 +8,11 @@
 #pragma once
 
 #include <atomic>
+#if defined(_WIN32)
 #include <thread>
+#else
+#include <sched.h>  // sched_yield: <thread> would cost every user of memdiag's headers
+#endif
 
 #include "thread_head.hpp"
 
@@ -18,13 +22,21 @@ namespace detail {
 /// A spinlock (BasicLockable plus try_lock). Use spin_guard to hold it: the
 /// guard also marks the thread as holding a memdiag lock.
 class spinlock {
+    static void yield_cpu() noexcept {
+#if defined(_WIN32)
+        std::this_thread::yield();
+#else
+        ::sched_yield();
+#endif
+    }
+
 public:
     /// Takes the lock, spinning and then yielding while another thread holds it.
     void lock() noexcept {
         for (;;) {
             if (!flag_.exchange(true, std::memory_order_acquire)) return;
             for (int i = 0; flag_.load(std::memory_order_relaxed); ++i)
-                if (i >= spins_before_yield) std::this_thread::yield();
+                if (i >= spins_before_yield) yield_cpu();
         }
     }
     /// Releases the lock.

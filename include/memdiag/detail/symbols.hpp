@@ -15,6 +15,7 @@
 
 #include "../config.hpp"
 #include "internal_alloc.hpp"
+#include "internal_vector.hpp"
 #include "internal_section.hpp"
 #include "os/elf_objects.hpp"
 

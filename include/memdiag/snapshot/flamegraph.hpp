@@ -27,6 +27,7 @@
 
 #include "../config.hpp"
 #include "../detail/internal_alloc.hpp"
+#include "../detail/internal_vector.hpp"
 #include "../detail/internal_section.hpp"
 #include "../detail/os/atomic_file.hpp"
 #include "../detail/symbols.hpp"

@@ -25,6 +25,7 @@
 #include "../config.hpp"
 #include "../detail/deflate.hpp"
 #include "../detail/internal_alloc.hpp"
+#include "../detail/internal_vector.hpp"
 #include "../detail/internal_section.hpp"
 #include "../detail/os/atomic_file.hpp"
 #include "../detail/protobuf.hpp"

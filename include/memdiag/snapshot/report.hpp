@@ -17,6 +17,7 @@
 #include "../config.hpp"
 #include "../detail/format_bytes.hpp"
 #include "../detail/internal_alloc.hpp"
+#include "../detail/internal_vector.hpp"
 #include "../detail/internal_section.hpp"
 #include "../detail/symbols.hpp"
 #include "pprof.hpp"

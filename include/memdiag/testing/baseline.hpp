@@ -3,6 +3,7 @@
 // tolerance.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <map>

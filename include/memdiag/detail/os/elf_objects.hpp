@@ -20,6 +20,7 @@
 
 #include "../../config.hpp"
 #include "../internal_alloc.hpp"
+#include "../internal_vector.hpp"
 #include "../internal_section.hpp"
 
 #if defined(__has_include)
