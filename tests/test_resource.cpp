@@ -92,3 +92,53 @@ TEST_CASE("a resource given a tracker takes no tracker shard", "[resource]") {
     CHECK(own.stats().bytes_allocated == 12);
     CHECK(std::string(own.tracker().name()) == "tracking_resource");
 }
+
+namespace {
+// An upstream that counts the calls it gets, so a test sees which path ran.
+class counting_upstream : public std::pmr::memory_resource {
+public:
+    int allocations = 0;
+    int deallocations = 0;
+
+private:
+    void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+        ++allocations;
+        return std::pmr::new_delete_resource()->allocate(bytes, alignment);
+    }
+    void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
+        ++deallocations;
+        std::pmr::new_delete_resource()->deallocate(p, bytes, alignment);
+    }
+    bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
+};
+}  // namespace
+
+// Over new_delete_resource() the resource calls ::operator new / delete itself
+// (one virtual call fewer per event): any other upstream must still be asked.
+TEST_CASE("an upstream other than new_delete_resource is asked for every event", "[resource]") {
+    counting_upstream up;
+    memdiag::tracking_resource res{&up};
+    {
+        std::pmr::vector<int> v{&res};
+        for (int i = 0; i < 100; ++i) v.push_back(i);
+        std::pmr::string s(200, 'x', &res);
+    }
+    CHECK(up.allocations > 1);
+    CHECK(static_cast<std::uint64_t>(up.allocations) == res.stats().allocations);
+    CHECK(up.deallocations == up.allocations);
+    CHECK(res.stats().live_bytes == 0);
+}
+
+TEST_CASE("over new_delete_resource every alignment is honoured and counted", "[resource]") {
+    memdiag::tracker t{"direct"};
+    memdiag::tracking_resource res{t};  // default upstream: the direct path
+    CHECK(res.upstream_resource() == std::pmr::new_delete_resource());
+    for (std::size_t align = 1; align <= 8192; align *= 2) {
+        void* p = res.allocate(align * 3, align);
+        CHECK(reinterpret_cast<std::uintptr_t>(p) % align == 0);
+        res.deallocate(p, align * 3, align);
+    }
+    CHECK(t.stats().allocations == 14);
+    CHECK(t.stats().bytes_allocated == 3 * 16383);
+    CHECK(t.stats().live_bytes == 0);
+}
