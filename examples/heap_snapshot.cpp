@@ -28,6 +28,7 @@ struct block_list {
 block_list a, b, c;
 
 void keep(block_list& list, std::size_t bytes) {
+#pragma GCC unroll 1
     for (std::size_t i = 0; i < bytes / block_size; ++i) list.blocks[list.count++] = new char[block_size];
 }
 
@@ -39,14 +40,19 @@ void release(block_list& list) {
 }  // namespace
 
 // noinline, so each is its own frame in the recorded stacks; the loop is
-// written out in each (a shared helper would be the allocating frame instead).
+// written out in each (a shared helper would be the allocating frame instead)
+// and not unrolled, so each function allocates from one call site (an
+// unrolled loop would make one stack per copy of the call).
 __attribute__((noinline)) void alloc_a() {
+#pragma GCC unroll 1
     for (std::size_t i = 0; i < (1u << 20) / block_size; ++i) a.blocks[a.count++] = new char[block_size];
 }
 __attribute__((noinline)) void alloc_b() {
+#pragma GCC unroll 1
     for (std::size_t i = 0; i < (2u << 20) / block_size; ++i) b.blocks[b.count++] = new char[block_size];
 }
 __attribute__((noinline)) void alloc_c() {
+#pragma GCC unroll 1
     for (std::size_t i = 0; i < (4u << 20) / block_size; ++i) c.blocks[c.count++] = new char[block_size];
 }
 __attribute__((noinline)) void churn() {

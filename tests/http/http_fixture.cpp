@@ -42,32 +42,42 @@ volatile int marker;  // distinct stores keep identical-code folding from mergin
 #else
 #define FIXTURE_SITE __attribute__((noinline, noclone))  // no "[clone .constprop.0]" names
 #endif
+// Each site's loop stays a loop: unrolled, one function would allocate from
+// several call sites, each its own stack (clang -O3 unrolls these).
+#define FIXTURE_NO_UNROLL _Pragma("GCC unroll 1")
 
 FIXTURE_SITE void alloc_a() {
     marker = 1;
+    FIXTURE_NO_UNROLL
     for (std::size_t i = 0; i < (1u << 20) / block; ++i) kept[kept_count++] = new char[block];
 }
 FIXTURE_SITE void alloc_b() {
     marker = 2;
+    FIXTURE_NO_UNROLL
     for (std::size_t i = 0; i < (2u << 20) / block; ++i) kept[kept_count++] = new char[block];
 }
 FIXTURE_SITE void alloc_c() {
     marker = 3;
+    FIXTURE_NO_UNROLL
     for (std::size_t i = 0; i < (4u << 20) / block; ++i) kept[kept_count++] = new char[block];
 }
 FIXTURE_SITE void alloc_delta() {
     marker = 4;
+    FIXTURE_NO_UNROLL
     for (std::size_t i = 0; i < (512u << 10) / block; ++i) kept[kept_count++] = new char[block];
 }
 FIXTURE_SITE void churn() {  // 1 MiB allocated and freed: only in the allocated views
     marker = 8;
     char* scratch[16];
+    FIXTURE_NO_UNROLL
     for (char*& p : scratch) p = new char[block];
+    FIXTURE_NO_UNROLL
     for (char* p : scratch) delete[] p;
 }
 template <class T>
 FIXTURE_SITE void tagged_site() {
     marker = 5;
+    FIXTURE_NO_UNROLL
     for (std::size_t i = 0; i < (256u << 10) / block; ++i) kept[kept_count++] = new char[block];
 }
 

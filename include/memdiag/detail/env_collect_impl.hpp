@@ -76,7 +76,10 @@ inline fact<std::string> cxx_standard(const build_macros& b) {
 /// Returns the sanitizers compiled in. gcc defines no macro for UBSan.
 inline fact<std::string> sanitizers(const build_macros& b) {
     std::string list;
-    auto add = [&](const char* s) { list += (list.empty() ? "" : ",") + std::string(s); };
+    auto add = [&](const char* s) {
+        if (!list.empty()) list += ',';
+        list += s;
+    };
     if (b.asan) add("address");
     if (b.tsan) add("thread");
     if (b.msan) add("memory");
