@@ -139,10 +139,11 @@ TEST_CASE("other threads' allocations are counted and survive thread exit", "[gl
 
 namespace {
 // The process-wide words the hot path might write: the process tracker's
-// shared totals and the registry's flags. Compared byte for byte.
+// shared totals and the registry's flags. Compared field by field (a
+// memcmp would also compare padding, which nothing initializes).
 struct shared_words {
     std::uint64_t slot[6];
-    unsigned global_slow;
+    std::uint64_t global_slow;
     std::uint64_t shard_in_use;
     std::uint64_t reentrant;
 };
@@ -156,7 +157,11 @@ shared_words read_shared_words() {
             g_registry.shard_in_use.load(r),
             g_reentrant_events.load(r)};
 }
-bool same(const shared_words& a, const shared_words& b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+bool same(const shared_words& a, const shared_words& b) {
+    for (int i = 0; i < 6; ++i)
+        if (a.slot[i] != b.slot[i]) return false;
+    return a.global_slow == b.global_slow && a.shard_in_use == b.shard_in_use && a.reentrant == b.reentrant;
+}
 
 // 1000 new/delete pairs on this thread after its live-byte drift is published,
 // so no pair reaches the publish threshold; returns the shard's allocation count
