@@ -79,7 +79,9 @@ static int check_env() {
         std::printf("FAIL: collect() reports ndebug=%s, this unit has %s\n", r.ndebug.value.c_str(), ndebug);
         ++failures;
     }
-    const std::string standard = "(" + std::to_string(__cplusplus) + "L)";
+    std::string standard = "(";  // not "(" + std::string&&: g++ 12 -O3 warns (-Wrestrict, a false positive)
+    standard += std::to_string(__cplusplus);
+    standard += "L)";
     if (!r.cxx_standard || r.cxx_standard.value.find(standard) == std::string::npos) {
         std::printf("FAIL: collect() reports cxx_standard=%s, this unit has %s\n", r.cxx_standard.value.c_str(),
                     standard.c_str());
