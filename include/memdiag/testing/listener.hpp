@@ -140,7 +140,7 @@ private:
     }
 
     std::optional<memdiag::detail::scope_link> link_;
-    memdiag::detail::thread_state* state_ = nullptr;
+    [[maybe_unused]] memdiag::detail::thread_state* state_ = nullptr;  // unused under MEMDIAG_DISABLE
     allocation_stats saved_;
     bool open_ = false, has_budget_ = false, breached_ = false;
     int paused_ = 0;
