@@ -35,20 +35,13 @@
 namespace memdiag {
 namespace detail {
 // log and expm1 without <cmath> where the compiler has them built in.
-inline double log_of(double x) noexcept {
 #if defined(__GNUC__) || defined(__clang__)
-    return __builtin_log(x);
+inline double log_of(double x) noexcept { return __builtin_log(x); }
+inline double expm1_of(double x) noexcept { return __builtin_expm1(x); }
 #else
-    return std::log(x);
+inline double log_of(double x) noexcept { return std::log(x); }
+inline double expm1_of(double x) noexcept { return std::expm1(x); }
 #endif
-}
-inline double expm1_of(double x) noexcept {
-#if defined(__GNUC__) || defined(__clang__)
-    return __builtin_expm1(x);
-#else
-    return std::expm1(x);
-#endif
-}
 }  // namespace detail
 
 /// The default mean sampling interval in bytes (512 KiB, as Go and tcmalloc).

@@ -127,6 +127,13 @@ inline void resize_reserve(tables* t) noexcept {
     g_profiler.reserve_busy.store(false, std::memory_order_release);
 }
 
+/// Whether the tables hold more stacks or frames than the emergency reserve
+/// covers (resize_reserve then grows it, outside the lock). Lock held.
+inline bool outgrows_reserve(const tables& t) noexcept {
+    return t.stack_count > g_profiler.reserve_stacks.load(std::memory_order_relaxed) ||
+           t.frames_used > g_profiler.reserve_frames.load(std::memory_order_relaxed);
+}
+
 /// The code table's sequence number when a checked capture can be trusted to
 /// have used it (built, usable, not being rewritten); 0 otherwise. 0 is never
 /// such a number: the first build publishes 2.
@@ -224,8 +231,7 @@ MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
             {
                 table_guard g(g_profiler.lock);
                 known = t->insert_known(p, size, f, r.count, h, seq);
-                outgrown = known && (t->stack_count > g_profiler.reserve_stacks.load(std::memory_order_relaxed) ||
-                                     t->frames_used > g_profiler.reserve_frames.load(std::memory_order_relaxed));
+                outgrown = known && outgrows_reserve(*t);
             }
             if (known) {
                 if (MEMDIAG_UNLIKELY(outgrown)) resize_reserve(t);
@@ -243,8 +249,7 @@ MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
     {
         table_guard g(g_profiler.lock);
         t->insert(p, size, f, n, h, checked, seq);
-        outgrown = t->stack_count > g_profiler.reserve_stacks.load(std::memory_order_relaxed) ||
-                   t->frames_used > g_profiler.reserve_frames.load(std::memory_order_relaxed);
+        outgrown = outgrows_reserve(*t);
     }
     if (MEMDIAG_UNLIKELY(outgrown)) resize_reserve(t);
 }
@@ -267,10 +272,8 @@ inline void on_allocated(thread_state* s, void* p, std::size_t size) noexcept {
         // First event of this thread in this run: seed, start a countdown.
         s->sample_epoch = epoch;
         if (s->rng == 0) {
-            const auto seed = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(s)) ^
-                              static_cast<std::uint64_t>(
-                                  seed_clock()) *
-                                  0x9e3779b97f4a7c15ull;
+            const std::uint64_t seed =
+                static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(s)) ^ seed_clock() * 0x9e3779b97f4a7c15ull;
             s->rng = seed != 0 ? seed : 1;
         }
         poisson_sampler smp{s->rng, 0};
