@@ -16,6 +16,7 @@
 // medians of CPU time (wall time follows the machine's load, CPU time less so).
 #include <benchmark/benchmark.h>
 #include <memdiag/memdiag.hpp>
+#include <memdiag/resource.hpp>
 
 #include <map>
 #include <memory_resource>

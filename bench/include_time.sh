@@ -69,7 +69,8 @@ for h in memdiag/budget.hpp memdiag/env.hpp memdiag/heap_profile.hpp memdiag/mem
   row "\`$h\` with MEMDIAG_SEPARATE_IMPLEMENTATION" "$h"
 done
 # The floor under memdiag.hpp with the switch: the standard headers its common
-# parts include (stats, tracker, resource, budgets' thread ids, the sampling path).
+# parts include (stats, tracker, the internal vector, the sampling path).
 extra=()
-row "floor: the standard headers \`memdiag.hpp\` includes" string atomic memory thread memory_resource \
-  version ctime cstdarg cstdio cstring cstdlib
+row "floor: the standard headers \`memdiag.hpp\` includes" string vector atomic memory \
+  ctime cstdarg cstdio cstring cstdlib
+row "\`<memory_resource>\` alone (what \`resource.hpp\` adds)" memory_resource

@@ -4,6 +4,7 @@
 // parser (std::pmr containers through tracking_resource), each counted in its
 // own tracker. Prints what each allocated, holds now, and held at most.
 #include <memdiag/memdiag.hpp>
+#include <memdiag/resource.hpp>
 
 #include <cstdio>
 #include <memory_resource>

@@ -4,6 +4,7 @@
 #define MEMDIAG_REPLACE_MALLOC
 #include <memdiag/global_new.hpp>
 #include <memdiag/memdiag.hpp>
+#include <memdiag/resource.hpp>
 #include <memdiag/stack.hpp>
 
 #include <cstdlib>

@@ -1,4 +1,5 @@
 #include <memdiag/memdiag.hpp>
+#include <memdiag/resource.hpp>
 
 #include <memory_resource>
 #include <string>

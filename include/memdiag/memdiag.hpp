@@ -1,15 +1,20 @@
 // memdiag/memdiag.hpp - everything a user needs, in one include.
 //
-// Counting (tracker, allocator, resource), budgets and fault injection, stack
-// capture, the heap profiler and its snapshots, the environment report, and
+// Counting (tracker, allocator), budgets and fault injection, stack capture,
+// the heap profiler and its snapshots, the environment report, and
 // global_hook_installed().
 //
-// Not included: the global operator new replacement, which one translation unit
-// of the program defines (`#define MEMDIAG_REPLACE_GLOBAL_NEW` before
-// `#include <memdiag/global_new.hpp>`), and the parts that need another library
-// or a server: the test framework integrations (memdiag/testing/*.hpp),
-// memdiag/benchmark.hpp, the pprof endpoint (http.hpp) and periodic dumps
-// (periodic_dump.hpp).
+// Not included, each one include away:
+// - tracking_resource, the std::pmr adaptor: <memdiag/resource.hpp>. Its one
+//   standard header, <memory_resource>, costs more compile time than the rest
+//   of memdiag.hpp together (README, "Compile time of the headers"); a unit
+//   that uses std::pmr has paid for it already.
+// - the global operator new replacement, which one translation unit of the
+//   program defines (`#define MEMDIAG_REPLACE_GLOBAL_NEW` before
+//   `#include <memdiag/global_new.hpp>`);
+// - the parts that need another library or a server: the test framework
+//   integrations (memdiag/testing/*.hpp), memdiag/benchmark.hpp, the pprof
+//   endpoint (http.hpp) and periodic dumps (periodic_dump.hpp).
 //
 // Compile time: with MEMDIAG_SEPARATE_IMPLEMENTATION (config.hpp) defined in
 // every unit and <memdiag/implementation.hpp> included in one, this header
@@ -21,7 +26,6 @@
 #include "stats.hpp"
 #include "tracker.hpp"
 #include "allocator.hpp"
-#include "resource.hpp"
 #include "budget.hpp"
 #include "stack.hpp"
 #include "hook_status.hpp"
@@ -32,3 +36,7 @@
 #if !MEMDIAG_OS_WINDOWS
 #include "heap_profile.hpp"
 #endif
+
+namespace memdiag {
+class tracking_resource;  // the std::pmr adaptor: #include <memdiag/resource.hpp> to use it
+}  // namespace memdiag

@@ -9,7 +9,6 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <thread>
 
 #include "../tracker.hpp"
 #include "breach_handling.hpp"
@@ -123,7 +122,7 @@ inline void budget_freed(thread_state* s, void* p, std::size_t size) { budget_co
 /// (their scope_link lived on a stack the child may reuse, and they must not
 /// charge or throw in the child); the calling thread's joins of them close.
 inline void budget_fork_child() noexcept {
-    const std::thread::id self = std::this_thread::get_id();
+    const void* const self = this_thread_tag();
     for (budget_shared** p = &g_process_scopes; *p != nullptr;) {
         budget_shared* b = *p;
         if (b->owner_thread != self) {

@@ -17,7 +17,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <new>
-#include <thread>
 
 #include "../limits.hpp"
 #include "../stats.hpp"
@@ -26,6 +25,11 @@
 
 namespace memdiag {
 namespace detail {
+
+/// Who the calling thread is, as the address of its memdiag thread head: unique
+/// among running threads and kept by the forking thread in its child, as
+/// std::thread::id is, without <thread> in every unit that includes memdiag.
+inline const void* this_thread_tag() noexcept { return &tls_head; }
 
 /// Counters shared between threads: process-wide budgets, and thread budgets
 /// that other threads joined. Allocated beneath the hooks; reference-counted.
@@ -40,7 +44,7 @@ struct budget_shared {
     /// Blocks born in the budget on any of its threads and not freed (leak checks).
     std::atomic<std::int64_t> born_bytes{0}, born_allocations{0};
     struct scope_link* owner = nullptr;  ///< the budget; valid while listed as a process scope
-    std::thread::id owner_thread;        ///< the thread that opened the budget (fork drops others')
+    const void* owner_thread = nullptr;  ///< this_thread_tag() of the thread that opened it (fork drops others')
     budget_shared* next_process = nullptr;
     // The budget's configuration, copied so joined threads never read the budget itself.
     memdiag::limits lim;
@@ -168,7 +172,7 @@ inline budget_shared* new_shared(scope_link* owner) noexcept {
     if (mem == nullptr) return nullptr;
     auto* b = new (mem) budget_shared();
     b->owner = owner;
-    b->owner_thread = std::this_thread::get_id();
+    b->owner_thread = this_thread_tag();
     b->lim = owner->lim;
     b->policy = owner->policy;
     b->name = owner->name;
