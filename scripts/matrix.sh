@@ -243,12 +243,7 @@ run() {
       # as 1000; i386 reserves 1004): out until it reads the figure it checks.
       # Kernels without IA-32 emulation cannot execute i386 binaries: there the
       # tests, the shell checks and the smoke program run under qemu-i386.
-      # http_check: 32-bit profiles keep a few frames memdiag cannot name, and
-      # go tool pprof then POSTs them to /debug/pprof/symbol, which the
-      # endpoint does not serve (GET only): known gap, see README "Many machines".
-      CTEST_ARGS=(-E '^(integration_check|http_check)$')
-      echo "http_check: not run on i386 (go tool pprof asks /debug/pprof/symbol for unnamed 32-bit frames; not served)" \
-        >> "$out/$current.notes"
+      CTEST_ARGS=(-E '^(integration_check)$')
       local emulator=() how lfs=
       how=$(. tests/lib/target.sh && CXX=g++ i386_runner)
       case $how in

@@ -10,12 +10,17 @@
 // or, without code changes beyond one call: `memdiag::serve_pprof_from_env()`
 // with MEMDIAG_HTTP=127.0.0.1:6060 (and optionally MEMDIAG_HTTP_TOKEN).
 //
-// Paths (GET only; anything else is 404, other methods 405):
+// Paths (GET only, but for the symbol path; anything else is 404, other methods 405):
 //   /debug/pprof/heap             the heap profile, gzipped pprof, as Go serves it
 //   /debug/pprof/allocs           the same with alloc_space as default sample type
 //   /debug/pprof/heap?seconds=N   a delta profile: what was allocated in the next N
 //   /debug/pprof/allocs?seconds=N   seconds (and the change of what is in use), as
 //                                 Go's handler does; 1 <= N <= max_delta_seconds
+//   /debug/pprof/symbol           names addresses, as Go's handler does: GET says
+//                                 "num_symbols: 1"; POST (or GET with a query) of
+//                                 "0xADDR+0xADDR..." answers "0xADDR name" lines for
+//                                 those that name a function. go tool pprof asks it
+//                                 for frames a profile left unnamed.
 //   /debug/memdiag/env            the environment report (env.hpp) as JSON
 //   /debug/memdiag/stats          process and default tracker figures, the heap
 //                                 profiler's own figures and the server's, as JSON

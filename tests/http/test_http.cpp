@@ -21,9 +21,12 @@
 
 namespace {
 
-/// One GET with raw system calls into fixed buffers (allocates nothing);
-/// returns the status code, 0 when the connection failed, -1 on no answer.
-int raw_get(unsigned short port, const char* path, char* body = nullptr, std::size_t body_cap = 0) {
+/// One request with raw system calls into fixed buffers (allocates nothing):
+/// `head` is sent, then, after a pause when `pause_ms` is set, `tail`.
+/// Returns the status code, 0 when the connection failed, -1 on no answer;
+/// the body goes to `body` when given.
+int raw_request(unsigned short port, const char* head, const char* tail = "", int pause_ms = 0,
+                char* body = nullptr, std::size_t body_cap = 0) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return 0;
     timeval limit{10, 0};  // a server that stopped answering fails the test instead of hanging it
@@ -36,9 +39,14 @@ int raw_get(unsigned short port, const char* path, char* body = nullptr, std::si
         ::close(fd);
         return 0;
     }
-    char req[256];
-    const int n = std::snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
-    if (::send(fd, req, static_cast<std::size_t>(n), MSG_NOSIGNAL) != n) {
+    const auto send_all = [fd](const char* p) {
+        const std::size_t n = std::strlen(p);
+        return n == 0 || ::send(fd, p, n, MSG_NOSIGNAL) == static_cast<ssize_t>(n);
+    };
+    bool sent = send_all(head);
+    if (sent && pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+    sent = sent && send_all(tail);
+    if (!sent) {
         ::close(fd);
         return -1;
     }
@@ -54,6 +62,13 @@ int raw_get(unsigned short port, const char* path, char* body = nullptr, std::si
         std::snprintf(body, body_cap, "%s", b ? b + 4 : "");
     }
     return std::atoi(in + 9);
+}
+
+/// One GET (see raw_request).
+int raw_get(unsigned short port, const char* path, char* body = nullptr, std::size_t body_cap = 0) {
+    char req[256];
+    std::snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    return raw_request(port, req, "", 0, body, body_cap);
 }
 
 struct env_var {
@@ -236,6 +251,117 @@ TEST_CASE("serving allocates nothing that is counted or sampled") {
     memdiag::heap_profiler::stop();
     delete[] keep;
 }
+
+namespace memdiag_http_test {
+/// A function for the symbol endpoint to name (extern: its name is in every symbol table).
+[[gnu::noinline]] int symbol_target(int x) {
+    return x * 3 + 1;
+}
+}  // namespace memdiag_http_test
+
+#if MEMDIAG_ENABLED && MEMDIAG_POSIX
+namespace {
+/// The POST go tool pprof sends: Content-Length and the words.
+void symbol_post(char* out, std::size_t cap, const char* words) {
+    std::snprintf(out, cap, "POST /debug/pprof/symbol HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+                  std::strlen(words), words);
+}
+/// Lines of text that contain `what`.
+int lines_with(const char* text, const char* what) {
+    int n = 0;
+    for (const char* p = text; (p = std::strstr(p, what)) != nullptr; p += std::strlen(what)) ++n;
+    return n;
+}
+}  // namespace
+
+TEST_CASE("symbol endpoint: GET says symbols are served; POST names the addresses it can, as Go's handler does") {
+    REQUIRE(memdiag_http_test::symbol_target(2) == 7);
+    memdiag::pprof_server s = memdiag::serve_pprof(memdiag::http_options{}.address("127.0.0.1:0"));
+    REQUIRE(s.running());
+    static char body[1 << 16];
+    CHECK(raw_get(s.port(), "/debug/pprof/symbol", body, sizeof body) == 200);
+    CHECK(std::strcmp(body, "num_symbols: 1\n") == 0);
+
+    // An address inside the function (as a profile location is: a return address - 1).
+    const auto inside = reinterpret_cast<std::uintptr_t>(&memdiag_http_test::symbol_target) + 1;
+    char words[128], req[512];
+    std::snprintf(words, sizeof words, "%#llx+0x1+not-an-address+%llu", static_cast<unsigned long long>(inside),
+                  static_cast<unsigned long long>(inside));
+    symbol_post(req, sizeof req, words);
+    REQUIRE(raw_request(s.port(), req, "", 0, body, sizeof body) == 200);
+    INFO(body);
+    CHECK(std::strncmp(body, "num_symbols: 1\n", 15) == 0);
+    char line[96];
+    std::snprintf(line, sizeof line, "%#llx memdiag_http_test::symbol_target(int)\n",
+                  static_cast<unsigned long long>(inside));
+    CHECK(lines_with(body, line) == 2);  // the hex and the decimal word, each answered in hex
+    CHECK(lines_with(body, "\n") == 3);  // nothing for 0x1 or the bad word
+
+    // The same words in a GET query.
+    char path[160];
+    std::snprintf(path, sizeof path, "/debug/pprof/symbol?%#llx", static_cast<unsigned long long>(inside));
+    REQUIRE(raw_get(s.port(), path, body, sizeof body) == 200);
+    CHECK(lines_with(body, line) == 1);
+}
+
+TEST_CASE("symbol endpoint: a body that arrives after the headers, in pieces") {
+    memdiag::pprof_server s = memdiag::serve_pprof(memdiag::http_options{}.address("127.0.0.1:0"));
+    REQUIRE(s.running());
+    const auto inside = reinterpret_cast<std::uintptr_t>(&memdiag_http_test::symbol_target) + 1;
+    char words[64], head[256];
+    const int n = std::snprintf(words, sizeof words, "%#llx", static_cast<unsigned long long>(inside));
+    std::snprintf(head, sizeof head,
+                  "POST /debug/pprof/symbol HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+                  "Expect: 100-continue\r\n\r\n",
+                  n);
+    static char body[1 << 16];
+    // With Expect the server says 100 Continue as soon as it has the headers;
+    // the final answer follows it (raw_request returns the first status line).
+    CHECK(raw_request(s.port(), head, words, 150, body, sizeof body) == 100);
+    CHECK(std::strncmp(body, "HTTP/1.1 200 OK", 15) == 0);
+    CHECK(std::strstr(body, "memdiag_http_test::symbol_target(int)") != nullptr);
+}
+
+TEST_CASE("symbol endpoint: no length is 411, a body over 1 MiB 413, other methods 405; other paths take only GET") {
+    memdiag::pprof_server s = memdiag::serve_pprof(memdiag::http_options{}.address("127.0.0.1:0"));
+    REQUIRE(s.running());
+    static char body[1 << 16];
+    CHECK(raw_request(s.port(), "POST /debug/pprof/symbol HTTP/1.1\r\nHost: x\r\n\r\n0x1") == 411);
+    CHECK(raw_request(s.port(), "POST /debug/pprof/symbol HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", "", 0,
+                      body, sizeof body) == 411);
+    CHECK(std::strstr(body, "not chunked") != nullptr);
+    CHECK(raw_request(s.port(), "POST /debug/pprof/symbol HTTP/1.1\r\nContent-Length: 1048577\r\n\r\n") == 413);
+    CHECK(raw_request(s.port(), "POST /debug/pprof/symbol HTTP/1.1\r\nContent-Length: -5\r\n\r\n") == 413);
+    CHECK(raw_request(s.port(), "PUT /debug/pprof/symbol HTTP/1.1\r\nHost: x\r\n\r\n") == 405);
+    CHECK(raw_request(s.port(), "POST /debug/pprof/heap HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc") == 405);
+    CHECK(raw_get(s.port(), "/debug/memdiag/stats") == 200);  // still serving
+}
+
+TEST_CASE("symbol request words: hex or decimal addresses split on '+', bad words skipped") {
+    namespace h = memdiag::detail::http;
+    CHECK(h::parse_symbol_address("0x10", 4) == 16);
+    CHECK(h::parse_symbol_address("0XfF", 4) == 255);
+    CHECK(h::parse_symbol_address("16", 2) == 16);
+    CHECK(h::parse_symbol_address("0x", 2) == 0);
+    CHECK(h::parse_symbol_address("0x1g", 4) == 0);
+    CHECK(h::parse_symbol_address("0x10000000000000000", 19) == 0);      // 17 hex digits
+    CHECK(h::parse_symbol_address("18446744073709551616", 20) == 0);     // 2^64
+    CHECK(h::parse_symbol_address("18446744073709551615", 20) == UINT64_MAX);
+    CHECK(h::parse_symbol_address("", 0) == 0);
+    std::vector<std::uint64_t> seen;
+    const char* words = "0x10+ 17 ++junk+0x2a\n";
+    h::for_each_symbol_address(words, std::strlen(words), [&](std::uint64_t a) { seen.push_back(a); });
+    CHECK(seen == std::vector<std::uint64_t>{16, 17, 42});
+    std::size_t len = 0;
+    CHECK(h::parse_content_length("12", 2, 100, len));
+    CHECK(len == 12);
+    CHECK_FALSE(h::parse_content_length("", 0, 100, len));
+    CHECK_FALSE(h::parse_content_length("1 2", 3, 100, len));
+    CHECK_FALSE(h::parse_content_length("+3", 2, 100, len));
+    CHECK_FALSE(h::parse_content_length("101", 3, 100, len));
+    CHECK_FALSE(h::parse_content_length("99999999999999999999999", 23, 100, len));
+}
+#endif
 
 #if MEMDIAG_ENABLED && MEMDIAG_POSIX  // the internals exist only there
 TEST_CASE("same_secret compares whole tokens") {

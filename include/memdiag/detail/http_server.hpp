@@ -6,7 +6,9 @@
 // until the blank line ending the headers (the request line plus headers may
 // not exceed request_cap bytes: 414/431 beyond), answered once with
 // `Connection: close`, shut down for writing and drained briefly so the client
-// reads the answer instead of a reset, then closed. A delta profile
+// reads the answer instead of a reset, then closed. The one request with a
+// body, POST /debug/pprof/symbol, reads it (Content-Length, at most
+// symbol_body_cap) into a growing buffer under the same read deadline. A delta profile
 // (`?seconds=N`) parks its connection with the first snapshot until the
 // window ends; other clients are served meanwhile. When every slot is busy a
 // new connection is answered 503 at once.
@@ -58,6 +60,8 @@ namespace http {
 
 /// Request line plus headers, at most (bytes).
 inline constexpr std::size_t request_cap = 8192;
+/// A symbol request's body, at most (bytes): about 50,000 addresses.
+inline constexpr std::size_t symbol_body_cap = std::size_t{1} << 20;
 /// After answering, how long a connection may still send before it is closed (ms).
 inline constexpr int drain_ms = 1000;
 
@@ -91,7 +95,7 @@ inline std::int64_t now_ms() noexcept {
         .count();
 }
 
-enum class phase : unsigned char { idle, reading, waiting, writing, draining };
+enum class phase : unsigned char { idle, reading, reading_body, waiting, writing, draining };
 
 /// One client connection and its fixed buffers.
 struct connection {
@@ -104,6 +108,8 @@ struct connection {
     int poll_at = -1;              ///< this connection's entry in the pollfd array, -1: none
     bool allocs = false;           ///< waiting: the delta is for /debug/pprof/allocs
     profile_copy* base = nullptr;  ///< waiting: the snapshot at the window's start
+    internal_vector<char> body;    ///< reading_body: what arrived of the symbol request's body
+    std::size_t body_want = 0;     ///< reading_body: its Content-Length
     char in[request_cap];
 };
 
@@ -131,6 +137,9 @@ struct server {
         c.out.clear();
         c.out.shrink_to_fit();
         c.out_at = 0;
+        c.body.clear();
+        c.body.shrink_to_fit();
+        c.body_want = 0;
         drop_base(c);
     }
 
@@ -205,24 +214,13 @@ struct server {
         // Authorization first: without the token nothing else is revealed.
         if (cfg.token_len != 0) {
             bool ok = false;
-            for (const char* h = line_end + 1; h < end;) {
-                const char* e = static_cast<const char*>(std::memchr(h, '\n', static_cast<std::size_t>(end - h)));
-                if (e == nullptr) e = end;
-                std::size_t n = static_cast<std::size_t>(e - h);
-                if (n != 0 && h[n - 1] == '\r') --n;
-                if (starts_with_nocase(h, n, "authorization:")) {
-                    const char* v = h + 14;
-                    const char* ve = h + n;
-                    while (v < ve && (*v == ' ' || *v == '\t')) ++v;
-                    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) --ve;
-                    if (starts_with_nocase(v, static_cast<std::size_t>(ve - v), "bearer ")) {
-                        v += 7;
-                        while (v < ve && *v == ' ') ++v;
-                        ok = same_secret(cfg.token, cfg.token_len, v, static_cast<std::size_t>(ve - v));
-                    }
-                    break;
-                }
-                h = e + 1;
+            const char* v = nullptr;
+            std::size_t n = 0;
+            if (find_header(line_end + 1, end, "authorization:", v, n) && starts_with_nocase(v, n, "bearer ")) {
+                const char* ve = v + n;
+                v += 7;
+                while (v < ve && *v == ' ') ++v;
+                ok = same_secret(cfg.token, cfg.token_len, v, static_cast<std::size_t>(ve - v));
             }
             if (!ok) {
                 respond_text(c, 401, "Unauthorized", "memdiag: a valid bearer token is required\n",
@@ -231,10 +229,8 @@ struct server {
             }
         }
         const std::size_t method_len = static_cast<std::size_t>(sp1 - p);
-        if (method_len != 3 || std::memcmp(p, "GET", 3) != 0) {
-            respond_text(c, 405, "Method Not Allowed", "memdiag: only GET is served\n", "Allow: GET\r\n");
-            return;
-        }
+        const bool get = method_len == 3 && std::memcmp(p, "GET", 3) == 0;
+        const bool post = method_len == 4 && std::memcmp(p, "POST", 4) == 0;
         const char* target = sp1 + 1;
         const std::size_t target_len = static_cast<std::size_t>(sp2 - target);
         const char* q = static_cast<const char*>(std::memchr(target, '?', target_len));
@@ -242,6 +238,21 @@ struct server {
         auto is = [&](const char* path) {
             return std::strlen(path) == path_len && std::memcmp(target, path, path_len) == 0;
         };
+        if (is("/debug/pprof/symbol")) {
+            if (post) {
+                start_symbol_body(c, line_end + 1, header_end);
+            } else if (get) {
+                answer_symbols(c, q ? q + 1 : target + target_len, q ? static_cast<std::size_t>(target + target_len - q - 1) : 0);
+            } else {
+                respond_text(c, 405, "Method Not Allowed", "memdiag: /debug/pprof/symbol takes GET or POST\n",
+                             "Allow: GET, POST\r\n");
+            }
+            return;
+        }
+        if (!get) {
+            respond_text(c, 405, "Method Not Allowed", "memdiag: only GET is served here\n", "Allow: GET\r\n");
+            return;
+        }
         if (is("/debug/pprof/heap") || is("/debug/pprof/allocs")) {
             const bool allocs = is("/debug/pprof/allocs");
             long seconds = 0;
@@ -297,6 +308,74 @@ struct server {
         respond_text(c, 404, "Not Found", "memdiag: not found\n");
     }
 
+    /// POST /debug/pprof/symbol: takes the body that came with the headers
+    /// and waits for the rest (Content-Length bytes, at most symbol_body_cap).
+    void start_symbol_body(connection& c, const char* headers, std::size_t header_end) {
+        const char* end = c.in + header_end;
+        const char* v = nullptr;
+        std::size_t n = 0;
+        if (!find_header(headers, end, "content-length:", v, n)) {
+            const bool chunked = find_header(headers, end, "transfer-encoding:", v, n);
+            respond_text(c, 411, "Length Required",
+                         chunked ? "memdiag: send the symbol request with Content-Length, not chunked\n"
+                                 : "memdiag: a symbol request needs Content-Length\n");
+            return;
+        }
+        std::size_t want = 0;
+        if (!parse_content_length(v, n, symbol_body_cap, want)) {
+            char msg[128];
+            std::snprintf(msg, sizeof msg, "memdiag: Content-Length must be a number of bytes up to %zu\n",
+                          symbol_body_cap);
+            respond_text(c, 413, "Content Too Large", msg);
+            return;
+        }
+        // A client that waits for leave to send its body (curl does for large ones) gets it at once.
+        if (find_header(headers, end, "expect:", v, n) && starts_with_nocase(v, n, "100-continue")) {
+            static const char go_on[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            (void)!::send(c.fd, go_on, sizeof go_on - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+        c.body_want = want;
+        c.body.clear();
+        c.body.reserve(want);
+        take_body(c, c.in + header_end, c.in_len - header_end);
+        c.state = phase::reading_body;
+        if (c.body.size() == c.body_want) finish_symbol_body(c);
+    }
+
+    /// Appends what fits of the body (bytes past Content-Length are ignored).
+    static void take_body(connection& c, const char* p, std::size_t n) {
+        const std::size_t room = c.body_want - c.body.size();
+        c.body.insert(c.body.end(), p, p + (n < room ? n : room));
+    }
+
+    void finish_symbol_body(connection& c) {
+        internal_vector<char> body;
+        body.swap(c.body);
+        answer_symbols(c, body.data(), body.size());
+    }
+
+    /// Answers a symbol request as Go's /debug/pprof/symbol does: a
+    /// `num_symbols: 1` line (symbols are served), then `0xADDR name` for each
+    /// address that names a function; addresses that name none are left out.
+    /// The addresses are the ones a profile's locations carry, so they name
+    /// what the profile's own function names would.
+    void answer_symbols(connection& c, const char* words, std::size_t n) {
+        internal_string out("num_symbols: 1\n");
+        symbolizer names;
+        for_each_symbol_address(words, n, [&](std::uint64_t address) {
+            const auto pc = static_cast<std::uintptr_t>(address);
+            if (pc != address) return;  // past this process's address space (32-bit)
+            const internal_string name = names.function_name(pc);
+            if (name.empty()) return;
+            char hex[24];
+            const int k = std::snprintf(hex, sizeof hex, "%#llx ", static_cast<unsigned long long>(address));
+            out.append(hex, static_cast<std::size_t>(k > 0 ? k : 0));
+            out.append(name.data(), name.size());
+            out.push_back('\n');
+        });
+        respond(c, 200, "OK", "text/plain; charset=utf-8", out.data(), out.size());
+    }
+
     /// Reads `seconds=N` from a query string [q, qe); other keys are ignored
     /// (Go's handler ignores them too). False when seconds is malformed or out of range.
     bool parse_seconds(const char* q, const char* qe, long& seconds) const noexcept {
@@ -329,11 +408,16 @@ struct server {
             const ssize_t n = ::recv(c.fd, to, room, MSG_DONTWAIT);
             if (n > 0) {
                 if (c.state == phase::reading) c.in_len += static_cast<std::size_t>(n);
+                else if (c.state == phase::reading_body) take_body(c, scratch, static_cast<std::size_t>(n));
                 continue;
             }
             if (n < 0 && errno == EINTR) continue;
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
             close_conn(c);  // closed or failed: nobody is left to answer
+            return;
+        }
+        if (c.state == phase::reading_body) {
+            if (c.body.size() == c.body_want) finish_symbol_body(c);
             return;
         }
         if (c.state != phase::reading) return;  // waiting or draining: input is ignored
@@ -371,6 +455,7 @@ struct server {
     void on_deadline(connection& c) {
         switch (c.state) {
             case phase::reading:
+            case phase::reading_body:
                 ++figures.timeouts;
                 respond_text(c, 408, "Request Timeout", "memdiag: request not received in time\n");
                 break;
