@@ -7,6 +7,7 @@
 // runs it where the target can run: a smoke test that needs neither exceptions
 // nor RTTI nor a test framework. Exit status 0 = every check passed.
 #include <memdiag/memdiag.hpp>
+#include <memdiag/resource.hpp>
 #include <memdiag/result.hpp>
 #include <memdiag/stack.hpp>
 
