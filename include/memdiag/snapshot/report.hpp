@@ -107,7 +107,10 @@ inline void append_bytes(detail::internal_string& s, std::int64_t n) {
 
 /// Text report with any module range and symbolizer (see encode_profile_proto):
 /// totals, then the top `top_n` sites by in-use bytes and by allocated bytes,
-/// each with its frames leaf first.
+/// each with its frames leaf first. A site is a stack of frame names: stacks
+/// that differ only in return addresses within the same functions (a loop the
+/// compiler unrolled leaves one call site per copy) are one site, as in
+/// `go tool pprof -top`.
 template <class Modules, class Names>
 detail::internal_string text_report_with(const heap_view& view, std::size_t top_n, const Modules& modules,
                                          Names* names) {
@@ -125,7 +128,39 @@ detail::internal_string text_report_with(const heap_view& view, std::size_t top_
         out += dropped_notice(view.dropped_samples);
         out += '\n';
     }
-    appendf(out, "memdiag heap snapshot: %zu allocation sites\n  in use:    ", view.count);
+    // Sites: the samples grouped by their frames' names.
+    report_impl::frame_namer<Modules, Names> namer(modules, names);
+    detail::internal_vector<std::uint32_t> labels;
+    detail::internal_vector<std::size_t> labels_at(view.count + 1, 0);
+    for (std::size_t i = 0; i < view.count; ++i) {
+        labels_at[i] = labels.size();
+        for (std::size_t f = 0; f < view.samples[i].depth; ++f) labels.push_back(namer.label(view.samples[i].stack[f]));
+    }
+    labels_at[view.count] = labels.size();
+    const auto names_less = [&](std::size_t x, std::size_t y) {
+        const bool less = std::lexicographical_compare(labels.begin() + static_cast<std::ptrdiff_t>(labels_at[x]),
+                                                       labels.begin() + static_cast<std::ptrdiff_t>(labels_at[x + 1]),
+                                                       labels.begin() + static_cast<std::ptrdiff_t>(labels_at[y]),
+                                                       labels.begin() + static_cast<std::ptrdiff_t>(labels_at[y + 1]));
+        return less;
+    };
+    detail::internal_vector<std::size_t> by_names(view.count);
+    for (std::size_t i = 0; i < view.count; ++i) by_names[i] = i;
+    std::stable_sort(by_names.begin(), by_names.end(), names_less);
+    struct site {
+        std::size_t sample;  ///< the first sample with these names: its frames are printed
+        std::int64_t v[4];
+    };
+    detail::internal_vector<site> sites;
+    for (std::size_t k = 0; k < by_names.size(); ++k) {
+        const std::size_t i = by_names[k];
+        if (k == 0 || names_less(by_names[k - 1], i)) sites.push_back(site{i, {0, 0, 0, 0}});
+        for (int c = 0; c < 4; ++c) sites.back().v[c] += values[4 * i + static_cast<std::size_t>(c)];
+    }
+
+    appendf(out, "memdiag heap snapshot: %zu allocation sites", sites.size());
+    if (sites.size() != view.count) appendf(out, " (%zu distinct stacks of return addresses)", view.count);
+    out += "\n  in use:    ";
     append_bytes(out, total[3]);
     appendf(out, " in %lld objects\n  allocated: ", static_cast<long long>(total[2]));
     append_bytes(out, total[1]);
@@ -136,7 +171,6 @@ detail::internal_string text_report_with(const heap_view& view, std::size_t top_
         appendf(out, "  sampled every %llu bytes on average; figures are scaled estimates\n",
                 static_cast<unsigned long long>(view.sample_interval));
 
-    report_impl::frame_namer<Modules, Names> namer(modules, names);
     detail::internal_vector<std::size_t> order;
     const int bytes_col[2] = {3, 1}, objects_col[2] = {2, 0};
     const char* const title[2] = {"in-use bytes", "allocated bytes"};
@@ -146,17 +180,17 @@ detail::internal_string text_report_with(const heap_view& view, std::size_t top_
         const std::size_t o = static_cast<std::size_t>(objects_col[pass]);
         const std::size_t other = static_cast<std::size_t>(bytes_col[1 - pass]);
         order.clear();
-        for (std::size_t i = 0; i < view.count; ++i)
-            if (values[4 * i + b] > 0) order.push_back(i);
+        for (std::size_t i = 0; i < sites.size(); ++i)
+            if (sites[i].v[b] > 0) order.push_back(i);
         std::sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
-            if (values[4 * x + b] != values[4 * y + b]) return values[4 * x + b] > values[4 * y + b];
-            return x < y;
+            if (sites[x].v[b] != sites[y].v[b]) return sites[x].v[b] > sites[y].v[b];
+            return sites[x].sample < sites[y].sample;
         });
         std::size_t shown = order.size() < top_n ? order.size() : top_n;
         appendf(out, "\ntop %zu of %zu sites by %s:\n", shown, order.size(), title[pass]);
         for (std::size_t r = 0; r < shown; ++r) {
-            std::size_t i = order[r];
-            const std::int64_t* v = &values[4 * i];
+            const site& st = sites[order[r]];
+            const std::int64_t* v = st.v;
             double pct = total[b] > 0 ? 100.0 * static_cast<double>(v[b]) / static_cast<double>(total[b]) : 0.0;
             appendf(out, "%3zu. ", r + 1);
             append_bytes(out, v[b]);
@@ -164,17 +198,16 @@ detail::internal_string text_report_with(const heap_view& view, std::size_t top_
                     verb[1 - pass]);
             append_bytes(out, v[other]);
             out += '\n';
-            const heap_sample& s = view.samples[i];
-            for (std::size_t f = 0; f < s.depth; ++f) {
+            for (std::size_t at = labels_at[st.sample]; at < labels_at[st.sample + 1]; ++at) {
                 std::size_t len = 0;
-                const char* name = namer.text(namer.label(s.stack[f]), &len);
+                const char* name = namer.text(labels[at], &len);
                 out += "       ";
                 // One line per frame even if a name holds control characters.
                 for (std::size_t k = 0; k < len; ++k)
                     out += static_cast<unsigned char>(name[k]) < 0x20 ? ' ' : name[k];
                 out += '\n';
             }
-            if (s.depth == 0) out += "       (no stack)\n";
+            if (labels_at[st.sample] == labels_at[st.sample + 1]) out += "       (no stack)\n";
         }
     }
     return out;
