@@ -24,6 +24,7 @@
 #include "config.hpp"
 #include "detail/internal_section.hpp"
 #include "detail/thread_state.hpp"
+#include "detail/throw.hpp"
 #include "hook_status.hpp"
 #include "stats.hpp"
 
@@ -338,6 +339,87 @@ public:
     nested_event(const nested_event&) = delete;
     nested_event& operator=(const nested_event&) = delete;
 };
+
+// The fused event path of tracking_allocator and tracking_resource: one test
+// before the upstream call decides that the event needs nothing but counting
+// (a thread state, no guard, nothing process-wide, a sharded tracker); the
+// upstream call is then made bare (no nested_event around it) and the shard
+// address, computed before it, is reused after it. Anything else (budgets,
+// fault injection, the heap profiler, a signal inside memdiag) takes
+// allocate_counted_slow, which is the general path: admit, nested upstream
+// call, record_allocation.
+
+/// The calling thread's shard for t when an event of t needs nothing but
+/// counting there; nullptr when it must take the general path.
+MEMDIAG_ALWAYS_INLINE shard* quiet_shard(const tracker_slot& t) noexcept {
+    thread_state* const s = tls_head.state;
+    const int index = t.shard_index;
+    // One branch for the common case: each condition folded into one word.
+    const std::uint64_t rare = tls_head.guards | g_registry.global_slow.load(std::memory_order_relaxed) |
+                               static_cast<std::uint64_t>(s == nullptr) | static_cast<std::uint64_t>(index < 0);
+    if (MEMDIAG_UNLIKELY(rare != 0)) return nullptr;
+    return &s->shards[index];
+}
+
+/// allocate_counted off the fast path: budgets and injection admit, the upstream
+/// call is a nested event, record_allocation counts and samples. The result
+/// type is spelled out, not decltype: stack reports drop this frame by its
+/// name, which must start with the type (frame_filter.hpp).
+template <class Result, class Upstream>
+MEMDIAG_NOINLINE Result allocate_counted_slow(tracker_slot& t, std::size_t size, Upstream& upstream) {
+    if (!admit_allocation(t, size, true)) throw_bad_alloc();
+    Result p;
+    {
+        nested_event nested;
+        p = upstream();
+    }
+    record_allocation(t, p, size);
+    return p;
+}
+
+/// An allocation of `size` bytes counted into t, its memory from `upstream()`
+/// (which returns the block or throws). Throws std::bad_alloc when a budget or
+/// fault injection refuses (nothing is allocated then), or what upstream throws
+/// (nothing is counted then).
+template <class Upstream>
+MEMDIAG_ALWAYS_INLINE auto allocate_counted(tracker_slot& t, std::size_t size, Upstream&& upstream) {
+#if MEMDIAG_ENABLED
+    if (shard* sh = quiet_shard(t)) {
+        auto p = upstream();
+        shard_allocated(*sh, t, size);
+        return p;
+    }
+    return allocate_counted_slow<decltype(upstream())>(t, size, upstream);
+#else
+    (void)t, (void)size;
+    return upstream();
+#endif
+}
+
+/// deallocate_counted off the fast path: record_deallocation, then the upstream
+/// call as a nested event.
+template <class Upstream>
+MEMDIAG_NOINLINE void deallocate_counted_slow(tracker_slot& t, void* p, std::size_t size, Upstream& upstream) noexcept {
+    record_deallocation(t, p, size);
+    nested_event nested;
+    upstream();
+}
+
+/// A deallocation of p (`size` bytes, as allocate_counted was given) counted
+/// into t, then returned by `upstream()`, which must not throw.
+template <class Upstream>
+MEMDIAG_ALWAYS_INLINE void deallocate_counted(tracker_slot& t, void* p, std::size_t size, Upstream&& upstream) noexcept {
+#if MEMDIAG_ENABLED
+    if (shard* sh = quiet_shard(t)) {
+        shard_freed(*sh, t, size);
+        return upstream();
+    }
+    deallocate_counted_slow(t, p, size, upstream);
+#else
+    (void)t, (void)p, (void)size;
+    upstream();
+#endif
+}
 
 /// Merges a tracker's shards with its shared totals.
 inline allocation_stats read_stats(const tracker_slot& t) noexcept {
