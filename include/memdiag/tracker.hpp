@@ -133,10 +133,9 @@ MEMDIAG_COLD inline void check_soft_limit(std::int64_t live) noexcept {
 /// Publishes a shard's live-byte drift to its tracker (see the file comment).
 // Not cold: g++ would then move the hot path that may call it to the cold section.
 MEMDIAG_NOINLINE inline void publish_drift(shard& sh, tracker_slot& t) noexcept {
-    const std::int64_t now =
-        t.live_published.fetch_add(sh.drift, std::memory_order_relaxed) + sh.drift;
-    sh.published = now;
-    sh.drift = 0;
+    const std::int64_t drift = sh.drift();
+    const std::int64_t now = t.live_published.fetch_add(drift, std::memory_order_relaxed) + drift;
+    sh.published_at(now);
     if (now > 0) atomic_max(t.peak, static_cast<std::uint64_t>(now));
     if (&t == &g_process_slot) check_soft_limit(now);
 }
@@ -168,25 +167,36 @@ MEMDIAG_ALWAYS_INLINE bool admit_allocation(tracker_slot& t, std::size_t size, b
 
 /// Counts an allocation in the calling thread's shard. Plain arithmetic first,
 /// then the owner-only atomic stores, so nothing is reloaded from memory.
-MEMDIAG_ALWAYS_INLINE void shard_allocated(shard& sh, tracker_slot& t, std::size_t size) noexcept {
+/// True when the view rose above its publish mark: the caller publishes.
+MEMDIAG_ALWAYS_INLINE bool shard_count_allocation(shard& sh, std::size_t size) noexcept {
     const auto r = std::memory_order_relaxed;
-    const std::int64_t drift = sh.drift + static_cast<std::int64_t>(size);
-    const std::int64_t candidate = sh.published + drift;
-    sh.drift = drift;
+    const std::int64_t view = sh.view + static_cast<std::int64_t>(size);
+    sh.view = view;
     sh.allocations.store(sh.allocations.load(r) + 1, r);
     sh.bytes_allocated.store(sh.bytes_allocated.load(r) + size, r);
-    if (candidate > static_cast<std::int64_t>(sh.peak.load(r))) sh.peak.store(static_cast<std::uint64_t>(candidate), r);
-    if (MEMDIAG_UNLIKELY(drift > MEMDIAG_PEAK_PUBLISH_BYTES)) publish_drift(sh, t);
+    if (view > static_cast<std::int64_t>(sh.peak.load(r))) sh.peak.store(static_cast<std::uint64_t>(view), r);
+    return view > sh.publish_above;
 }
 
-/// Counts a deallocation in the calling thread's shard.
-MEMDIAG_ALWAYS_INLINE void shard_freed(shard& sh, tracker_slot& t, std::size_t size) noexcept {
+/// Counts a deallocation in the calling thread's shard. True when the view
+/// fell below its publish mark: the caller publishes.
+MEMDIAG_ALWAYS_INLINE bool shard_count_free(shard& sh, std::size_t size) noexcept {
     const auto r = std::memory_order_relaxed;
-    const std::int64_t drift = sh.drift - static_cast<std::int64_t>(size);
-    sh.drift = drift;
+    const std::int64_t view = sh.view - static_cast<std::int64_t>(size);
+    sh.view = view;
     sh.deallocations.store(sh.deallocations.load(r) + 1, r);
     sh.bytes_freed.store(sh.bytes_freed.load(r) + size, r);
-    if (MEMDIAG_UNLIKELY(drift < -MEMDIAG_PEAK_PUBLISH_BYTES)) publish_drift(sh, t);
+    return view < sh.publish_below;
+}
+
+/// Counts an allocation in the calling thread's shard and publishes when due.
+MEMDIAG_ALWAYS_INLINE void shard_allocated(shard& sh, tracker_slot& t, std::size_t size) noexcept {
+    if (MEMDIAG_UNLIKELY(shard_count_allocation(sh, size))) publish_drift(sh, t);
+}
+
+/// Counts a deallocation in the calling thread's shard and publishes when due.
+MEMDIAG_ALWAYS_INLINE void shard_freed(shard& sh, tracker_slot& t, std::size_t size) noexcept {
+    if (MEMDIAG_UNLIKELY(shard_count_free(sh, size))) publish_drift(sh, t);
 }
 
 /// Events seen while their thread held a memdiag lock: a signal handler that
@@ -349,12 +359,22 @@ public:
 // allocate_counted_slow, which is the general path: admit, nested upstream
 // call, record_allocation.
 
+/// The calling thread's state when its events need nothing but counting (a
+/// state exists, no guard, nothing process-wide); nullptr otherwise. The
+/// global hook's test: its tracker's shard is always 0.
+MEMDIAG_ALWAYS_INLINE thread_state* quiet_thread_state() noexcept {
+    thread_state* const s = tls_head.state;
+    // One branch for the common case: the conditions folded into one word.
+    const std::uint64_t rare = tls_head.guards | g_registry.global_slow.load(std::memory_order_relaxed) |
+                               static_cast<std::uint64_t>(s == nullptr);
+    return MEMDIAG_LIKELY(rare == 0) ? s : nullptr;
+}
+
 /// The calling thread's shard for t when an event of t needs nothing but
 /// counting there; nullptr when it must take the general path.
 MEMDIAG_ALWAYS_INLINE shard* quiet_shard(const tracker_slot& t) noexcept {
     thread_state* const s = tls_head.state;
     const int index = t.shard_index;
-    // One branch for the common case: each condition folded into one word.
     const std::uint64_t rare = tls_head.guards | g_registry.global_slow.load(std::memory_order_relaxed) |
                                static_cast<std::uint64_t>(s == nullptr) | static_cast<std::uint64_t>(index < 0);
     if (MEMDIAG_UNLIKELY(rare != 0)) return nullptr;
@@ -469,14 +489,14 @@ inline int probe_global_hook() noexcept {
     const auto r = std::memory_order_relaxed;
     const std::uint64_t a = sh.allocations.load(r), d = sh.deallocations.load(r);
     const std::uint64_t ba = sh.bytes_allocated.load(r), bf = sh.bytes_freed.load(r);
-    const std::int64_t drift = sh.drift;
+    const std::int64_t view = sh.view, mark = sh.publish_above;
     {
         nested_event probe;
         void* volatile p = ::operator new(1, std::nothrow);
         ::operator delete(p);
     }
     const bool counted = sh.allocations.load(r) != a;
-    if (sh.drift == drift) {  // no publish in between: undo exactly
+    if (sh.view == view && sh.publish_above == mark) {  // no publish in between: undo exactly
         sh.allocations.store(a, r);
         sh.deallocations.store(d, r);
         sh.bytes_allocated.store(ba, r);
