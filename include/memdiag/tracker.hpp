@@ -357,7 +357,9 @@ public:
 // address, computed before it, is reused after it. Anything else (budgets,
 // fault injection, the heap profiler, a signal inside memdiag) takes
 // allocate_counted_slow, which is the general path: admit, nested upstream
-// call, record_allocation.
+// call, record_allocation. The slow parts take the upstream call and its
+// arguments by value: by reference, they would be stored to the stack on the
+// fast path too.
 
 /// The calling thread's state when its events need nothing but counting (a
 /// state exists, no guard, nothing process-wide); nullptr otherwise. The
@@ -385,59 +387,63 @@ MEMDIAG_ALWAYS_INLINE shard* quiet_shard(const tracker_slot& t) noexcept {
 /// call is a nested event, record_allocation counts and samples. The result
 /// type is spelled out, not decltype: stack reports drop this frame by its
 /// name, which must start with the type (frame_filter.hpp).
-template <class Result, class Upstream>
-MEMDIAG_NOINLINE Result allocate_counted_slow(tracker_slot& t, std::size_t size, Upstream& upstream) {
+template <class Result, class Upstream, class... Args>
+MEMDIAG_NOINLINE Result allocate_counted_slow(tracker_slot& t, std::size_t size, Upstream upstream, Args... args) {
     if (!admit_allocation(t, size, true)) throw_bad_alloc();
     Result p;
     {
         nested_event nested;
-        p = upstream();
+        p = upstream(args...);
     }
     record_allocation(t, p, size);
     return p;
 }
 
-/// An allocation of `size` bytes counted into t, its memory from `upstream()`
-/// (which returns the block or throws). Throws std::bad_alloc when a budget or
-/// fault injection refuses (nothing is allocated then), or what upstream throws
-/// (nothing is counted then).
-template <class Upstream>
-MEMDIAG_ALWAYS_INLINE auto allocate_counted(tracker_slot& t, std::size_t size, Upstream&& upstream) {
+/// An allocation of `size` bytes counted into t, its memory from
+/// `upstream(args...)` (which returns the block or throws). Throws
+/// std::bad_alloc when a budget or fault injection refuses (nothing is
+/// allocated then), or what upstream throws (nothing is counted then). Keep
+/// upstream's captures small and pass the rest as args: the slow part takes
+/// both by value, in registers.
+template <class Upstream, class... Args>
+MEMDIAG_ALWAYS_INLINE auto allocate_counted(tracker_slot& t, std::size_t size, Upstream upstream, Args... args) {
 #if MEMDIAG_ENABLED
     if (shard* sh = quiet_shard(t)) {
-        auto p = upstream();
+        auto p = upstream(args...);
         shard_allocated(*sh, t, size);
         return p;
     }
-    return allocate_counted_slow<decltype(upstream())>(t, size, upstream);
+    return allocate_counted_slow<decltype(upstream(args...))>(t, size, upstream, args...);
 #else
     (void)t, (void)size;
-    return upstream();
+    return upstream(args...);
 #endif
 }
 
 /// deallocate_counted off the fast path: record_deallocation, then the upstream
 /// call as a nested event.
-template <class Upstream>
-MEMDIAG_NOINLINE void deallocate_counted_slow(tracker_slot& t, void* p, std::size_t size, Upstream& upstream) noexcept {
+template <class Upstream, class... Args>
+MEMDIAG_NOINLINE void deallocate_counted_slow(tracker_slot& t, void* p, std::size_t size, Upstream upstream,
+                                              Args... args) noexcept {
     record_deallocation(t, p, size);
     nested_event nested;
-    upstream();
+    upstream(args...);
 }
 
 /// A deallocation of p (`size` bytes, as allocate_counted was given) counted
-/// into t, then returned by `upstream()`, which must not throw.
-template <class Upstream>
-MEMDIAG_ALWAYS_INLINE void deallocate_counted(tracker_slot& t, void* p, std::size_t size, Upstream&& upstream) noexcept {
+/// into t, then returned by `upstream(args...)`, which must not throw.
+template <class Upstream, class... Args>
+MEMDIAG_ALWAYS_INLINE void deallocate_counted(tracker_slot& t, void* p, std::size_t size, Upstream upstream,
+                                              Args... args) noexcept {
 #if MEMDIAG_ENABLED
     if (shard* sh = quiet_shard(t)) {
         shard_freed(*sh, t, size);
-        return upstream();
+        return upstream(args...);
     }
-    deallocate_counted_slow(t, p, size, upstream);
+    deallocate_counted_slow(t, p, size, upstream, args...);
 #else
     (void)t, (void)p, (void)size;
-    upstream();
+    upstream(args...);
 #endif
 }
 
