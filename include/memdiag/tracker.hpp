@@ -386,6 +386,21 @@ MEMDIAG_ALWAYS_INLINE shard* quiet_shard(const tracker_slot& t) noexcept {
     return &s->shards[index];
 }
 
+/// allocate_counted's publish, out of line and reached by a tail call so the
+/// fast path keeps nothing across it; returns p.
+template <class Pointer>
+MEMDIAG_NOINLINE Pointer published_after(shard& sh, tracker_slot& t, Pointer p) noexcept {
+    publish_drift(sh, t);
+    return p;
+}
+
+/// deallocate_counted's publish, then the upstream call (see published_after).
+template <class Upstream, class... Args>
+MEMDIAG_NOINLINE void published_before(shard& sh, tracker_slot& t, Upstream upstream, Args... args) noexcept {
+    publish_drift(sh, t);
+    upstream(args...);
+}
+
 /// allocate_counted off the fast path: budgets and injection admit, the upstream
 /// call is a nested event, record_allocation counts and samples. The result
 /// type is spelled out, not decltype: stack reports drop this frame by its
@@ -413,7 +428,7 @@ MEMDIAG_ALWAYS_INLINE auto allocate_counted(tracker_slot& t, std::size_t size, U
 #if MEMDIAG_ENABLED
     if (shard* sh = quiet_shard(t)) {
         auto p = upstream(args...);
-        shard_allocated(*sh, t, size);
+        if (MEMDIAG_UNLIKELY(shard_count_allocation(*sh, size))) return published_after(*sh, t, p);
         return p;
     }
     return allocate_counted_slow<decltype(upstream(args...))>(t, size, upstream, args...);
@@ -440,7 +455,7 @@ MEMDIAG_ALWAYS_INLINE void deallocate_counted(tracker_slot& t, void* p, std::siz
                                               Args... args) noexcept {
 #if MEMDIAG_ENABLED
     if (shard* sh = quiet_shard(t)) {
-        shard_freed(*sh, t, size);
+        if (MEMDIAG_UNLIKELY(shard_count_free(*sh, size))) return published_before(*sh, t, upstream, args...);
         return upstream(args...);
     }
     deallocate_counted_slow(t, p, size, upstream, args...);
