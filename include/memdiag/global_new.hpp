@@ -219,6 +219,8 @@ MEMDIAG_ALWAYS_INLINE void* hooked_new(std::size_t n, std::size_t align, bool no
             if (void* p = raw_alloc(n, 0)) return hooked_new_count(s, p, n);
             s->sample_countdown += bytes;
         }
+        // A scope or injection open on this thread: straight to the slow path.
+        if (guards != 0) return hooked_new_slow(n, align, nothrow);
         return hooked_new_watched(n, nothrow);
     }
     return hooked_new_slow(n, align, nothrow);
