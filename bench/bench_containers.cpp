@@ -14,9 +14,12 @@
 // Quote ratios from one run on a loaded machine as
 //   bench_containers --benchmark_repetitions=9 --benchmark_enable_random_interleaving=true
 // medians of CPU time (wall time follows the machine's load, CPU time less so).
+// Instructions per iteration: MEMDIAG_BENCH_ITERATIONS (fixed_iterations.hpp).
 #include <benchmark/benchmark.h>
 #include <memdiag/memdiag.hpp>
 #include <memdiag/resource.hpp>
+
+#include "fixed_iterations.hpp"
 
 #include <map>
 #include <memory_resource>
@@ -121,16 +124,16 @@ using node = std::pair<const int, int>;
 
 }  // namespace
 
-BENCHMARK_TEMPLATE(vector_push_back, plain);
-BENCHMARK_TEMPLATE(vector_push_back, stateful<int>);
-BENCHMARK_TEMPLATE(vector_push_back, tracked);
-BENCHMARK_TEMPLATE(map_insert, std::allocator<node>);
-BENCHMARK_TEMPLATE(map_insert, stateful<node>);
-BENCHMARK_TEMPLATE(map_insert, memdiag::tracking_allocator<node>);
-BENCHMARK_TEMPLATE(unordered_string_fill, plain);
-BENCHMARK_TEMPLATE(unordered_string_fill, stateful<int>);
-BENCHMARK_TEMPLATE(unordered_string_fill, tracked);
-BENCHMARK_TEMPLATE(pmr_map_insert, false);
-BENCHMARK_TEMPLATE(pmr_map_insert, true);
+BENCHMARK_TEMPLATE(vector_push_back, plain)->Apply(memdiag_bench::fixed_iterations);
+BENCHMARK_TEMPLATE(vector_push_back, stateful<int>)->Apply(memdiag_bench::fixed_iterations);
+BENCHMARK_TEMPLATE(vector_push_back, tracked)->Apply(memdiag_bench::fixed_iterations);
+BENCHMARK_TEMPLATE(map_insert, std::allocator<node>)->Apply(memdiag_bench::fixed_iterations);
+BENCHMARK_TEMPLATE(map_insert, stateful<node>)->Apply(memdiag_bench::fixed_iterations);
+BENCHMARK_TEMPLATE(map_insert, memdiag::tracking_allocator<node>)->Apply(memdiag_bench::fixed_iterations);
+BENCHMARK_TEMPLATE(unordered_string_fill, plain)->Apply(memdiag_bench::fixed_iterations);
+BENCHMARK_TEMPLATE(unordered_string_fill, stateful<int>)->Apply(memdiag_bench::fixed_iterations);
+BENCHMARK_TEMPLATE(unordered_string_fill, tracked)->Apply(memdiag_bench::fixed_iterations);
+BENCHMARK_TEMPLATE(pmr_map_insert, false)->Apply(memdiag_bench::fixed_iterations);
+BENCHMARK_TEMPLATE(pmr_map_insert, true)->Apply(memdiag_bench::fixed_iterations);
 
 BENCHMARK_MAIN();

@@ -2,16 +2,21 @@
 //
 // This binary replaces operator new, so `new`/`delete` are hooked, while
 // malloc/free (not replaced here) are the plain allocator the hook wraps: the
-// pairs run side by side in one process.
+// pairs run side by side in one process. Instructions per pair:
+// MEMDIAG_BENCH_ITERATIONS (fixed_iterations.hpp).
 #define MEMDIAG_REPLACE_GLOBAL_NEW
 #include <benchmark/benchmark.h>
 #include <memdiag/budget.hpp>
 #include <memdiag/global_new.hpp>
+#include <memdiag/heap_profile.hpp>
 
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <string>
 #include <vector>
+
+#include "fixed_iterations.hpp"
 
 namespace {
 
@@ -32,6 +37,15 @@ void hooked_new_delete(benchmark::State& state) {
         ::operator delete(p);
     }
 }
+
+void start_sampling(const benchmark::State&) {
+    const memdiag::result r = memdiag::heap_profiler::start(memdiag::profile_options{}.sample_interval(512 * 1024));
+    if (!r) {
+        std::fprintf(stderr, "bench_hook: heap_profiler::start failed: %s\n", r.message());
+        std::exit(1);
+    }
+}
+void stop_sampling(const benchmark::State&) { memdiag::heap_profiler::stop(); }
 
 void hooked_new_delete_in_budget(benchmark::State& state) {
     const auto size = static_cast<std::size_t>(state.range(0));
@@ -57,9 +71,16 @@ void measure_empty(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(plain_malloc_free)->Arg(32)->Arg(256);
-BENCHMARK(hooked_new_delete)->Arg(32)->Arg(256);
-BENCHMARK(hooked_new_delete_in_budget)->Arg(32);
+BENCHMARK(plain_malloc_free)->Arg(32)->Arg(256)->Apply(memdiag_bench::fixed_iterations);
+BENCHMARK(hooked_new_delete)->Arg(32)->Arg(256)->Apply(memdiag_bench::fixed_iterations);
+// The heap profiler sampling at its default rate: the countdown on the fast path.
+BENCHMARK(hooked_new_delete)
+    ->Name("sampled_new_delete_512KiB")
+    ->Arg(32)
+    ->Setup(start_sampling)
+    ->Teardown(stop_sampling)
+    ->Apply(memdiag_bench::fixed_iterations);
+BENCHMARK(hooked_new_delete_in_budget)->Arg(32)->Apply(memdiag_bench::fixed_iterations);
 BENCHMARK(budget_scope_enter_exit);
 BENCHMARK(measure_empty);
 

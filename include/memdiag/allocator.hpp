@@ -93,22 +93,17 @@ public:
             if (n > std::numeric_limits<std::size_t>::max() / sizeof(T)) detail::throw_bad_array_new_length();
             detail::throw_bad_alloc();
         }
-        const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(T);
-        if (!detail::admit_allocation(tracker_.slot(), bytes, true)) detail::throw_bad_alloc();
-        T* p;
-        {
-            detail::nested_event nested;
-            p = upstream_traits::allocate(this->get(), n);
-        }
-        detail::record_allocation(tracker_.slot(), p, bytes);
-        return p;
+        return detail::allocate_counted(
+            tracker_.slot(), static_cast<std::size_t>(n) * sizeof(T),
+            [this](size_type count) { return upstream_traits::allocate(this->get(), count); }, n);
     }
 
     /// Returns storage from allocate(n) with the same n.
     MEMDIAG_ALWAYS_INLINE void deallocate(T* p, size_type n) noexcept {
-        detail::record_deallocation(tracker_.slot(), p, static_cast<std::size_t>(n) * sizeof(T));
-        detail::nested_event nested;
-        upstream_traits::deallocate(this->get(), p, n);
+        detail::deallocate_counted(
+            tracker_.slot(), p, static_cast<std::size_t>(n) * sizeof(T),
+            [this](T* block, size_type count) noexcept { upstream_traits::deallocate(this->get(), block, count); },
+            p, n);
     }
 
     /// The largest n allocate() may succeed for: the upstream's limit.

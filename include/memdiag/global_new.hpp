@@ -139,14 +139,56 @@ MEMDIAG_NOINLINE inline void* hooked_new_slow(std::size_t n, std::size_t align, 
     }
 }
 
-/// operator new: when nothing admits allocations (no budget scope, injection
-/// or process scope) and the alignment is malloc's, allocate and count inline;
-/// anything else (a failed malloc included) goes to hooked_new_slow, which
-/// tries again as the standard's loop says.
-MEMDIAG_ALWAYS_INLINE void* hooked_new(std::size_t n, std::size_t align, bool nothrow) {
-    if (n == 0) n = 1;
-    if (MEMDIAG_LIKELY(align <= alignof(std::max_align_t) && tls_head.guards == 0 &&
-                       nothing_to_admit(g_registry.global_slow.load(std::memory_order_relaxed)))) {
+// The fast paths below make no call but malloc's and free's and keep rare work
+// (a publish, an unverified chunk layout, scopes, the profiler) in functions
+// reached by tail calls, so operator delete saves no register and operator
+// new only what lives across malloc.
+
+/// The usable size of p when it can be read inline (on glibc: its chunk
+/// header, once verified); false leaves it to usable_size on a slower path.
+MEMDIAG_ALWAYS_INLINE bool inline_usable_size(void* p, std::size_t fallback, std::size_t& out) noexcept {
+#if MEMDIAG_HAS_LIBC_MALLOC
+    (void)fallback;
+    if (MEMDIAG_UNLIKELY(g_glibc_chunks.load(std::memory_order_relaxed) != 1)) return false;
+    out = glibc_chunk_usable(p);
+#else
+    out = usable_size(p, fallback);
+#endif
+    return true;
+}
+
+/// operator new after malloc, when the count crossed a publish mark.
+MEMDIAG_NOINLINE inline void* hooked_new_publish(shard& sh, void* p) noexcept {
+    publish_drift(sh, g_process_slot);
+    return p;
+}
+
+/// Counts p into the thread's process shard; returns p.
+MEMDIAG_ALWAYS_INLINE void* hooked_new_count(thread_state* s, void* p, std::size_t n) noexcept {
+    std::size_t size;
+    if (MEMDIAG_UNLIKELY(!inline_usable_size(p, n, size))) size = usable_size(p, n);
+    shard& sh = s->shards[0];
+    if (MEMDIAG_UNLIKELY(shard_count_allocation(sh, size))) return hooked_new_publish(sh, p);
+    return p;
+}
+
+/// operator new when the thread does more than count, malloc's alignment.
+/// The heap profiler alone: an allocation that leaves the thread's sample
+/// countdown positive is counted here (the countdown taken before malloc,
+/// given back if it fails). Otherwise, while nothing admits allocations,
+/// allocate, then count or sample; anything else (a failed malloc included)
+/// goes to hooked_new_slow, which tries again as the standard's loop says.
+MEMDIAG_NOINLINE inline void* hooked_new_watched(std::size_t n, bool nothrow) {
+    const unsigned g = g_registry.global_slow.load(std::memory_order_relaxed);
+    const std::uint64_t guards = tls_head.guards;
+    thread_state* const s = tls_head.state;
+    const auto bytes = static_cast<std::int64_t>(n);
+    if (guards == 0 && s != nullptr && profiler_only(g) && s->sample_epoch == (g >> slow_epoch_shift) &&
+        s->sample_countdown > bytes) {
+        s->sample_countdown -= bytes;
+        if (void* p = raw_alloc(n, 0)) return hooked_new_count(s, p, n);
+        s->sample_countdown += bytes;
+    } else if (guards == 0 && nothing_to_admit(g)) {
         if (void* p = raw_alloc(n, 0)) {
             const std::size_t usable = usable_size(p, n);
             if (count_allocation_fast(g_process_slot, usable, n)) return p;
@@ -154,17 +196,57 @@ MEMDIAG_ALWAYS_INLINE void* hooked_new(std::size_t n, std::size_t align, bool no
             return p;
         }
     }
+    return hooked_new_slow(n, 0, nothrow);
+}
+
+/// operator new: when the thread only counts (quiet_thread_state) and the
+/// alignment is malloc's, one test before malloc and the count after it.
+MEMDIAG_ALWAYS_INLINE void* hooked_new(std::size_t n, std::size_t align, bool nothrow) {
+    if (n == 0) n = 1;
+    if (MEMDIAG_LIKELY(align <= alignof(std::max_align_t))) {
+        thread_state* const s = tls_head.state;
+        const std::uint64_t guards = tls_head.guards;
+        const unsigned g = g_registry.global_slow.load(std::memory_order_relaxed);
+        if (MEMDIAG_LIKELY((guards | g | static_cast<std::uint64_t>(s == nullptr)) == 0)) {
+            if (void* p = raw_alloc(n, 0)) return hooked_new_count(s, p, n);
+            return hooked_new_slow(n, align, nothrow);
+        }
+        // The heap profiler alone, no sample due: count as above, less the countdown.
+        const auto bytes = static_cast<std::int64_t>(n);
+        if ((guards | static_cast<std::uint64_t>(s == nullptr)) == 0 && profiler_only(g) &&
+            s->sample_epoch == (g >> slow_epoch_shift) && s->sample_countdown > bytes) {
+            s->sample_countdown -= bytes;
+            if (void* p = raw_alloc(n, 0)) return hooked_new_count(s, p, n);
+            s->sample_countdown += bytes;
+        }
+        // A scope or injection open on this thread: straight to the slow path.
+        if (guards != 0) return hooked_new_slow(n, align, nothrow);
+        return hooked_new_watched(n, nothrow);
+    }
     return hooked_new_slow(n, align, nothrow);
 }
 
-/// operator delete while the heap profiler runs alone: its filter test, then the free.
-MEMDIAG_NOINLINE inline void hooked_delete_profiled(void* p, std::size_t align) noexcept {
+/// operator delete while the heap profiler runs alone, the free counted: the
+/// publish when due, the profiler's filter test, then the free.
+MEMDIAG_NOINLINE inline void hooked_delete_profiled(void* p, std::size_t align, bool publish = false) noexcept {
+    if (publish) publish_drift(tls_head.state->shards[0], g_process_slot);
     if (auto f = g_handlers.profile_freed.load(std::memory_order_acquire)) f(p);
     raw_free(p, align);
 }
 
-/// operator delete on the slow path (scopes, injection, process scopes).
-MEMDIAG_COLD inline void hooked_delete_slow(void* p, std::size_t size, std::size_t align) noexcept {
+/// operator delete when the thread does more than count, or the count
+/// crossed a publish mark (counted: then only publish), or the size cannot be
+/// read inline: count, tell the heap profiler, free.
+MEMDIAG_NOINLINE inline void hooked_delete_watched(void* p, std::size_t size_hint, std::size_t align,
+                                                   bool counted) noexcept {
+    if (counted) {
+        publish_drift(tls_head.state->shards[0], g_process_slot);
+        return raw_free(p, align);
+    }
+    const std::size_t size = usable_size(p, size_hint);
+    const free_path path = count_deallocation_fast(g_process_slot, size);
+    if (MEMDIAG_LIKELY(path == free_path::counted)) return raw_free(p, align);
+    if (path == free_path::profiled) return hooked_delete_profiled(p, align);
     record_deallocation_slow(g_process_slot, p, size);
     raw_free(p, align);
 }
@@ -172,11 +254,19 @@ MEMDIAG_COLD inline void hooked_delete_slow(void* p, std::size_t size, std::size
 /// operator delete: count and free; no call but the free's on the fast path.
 MEMDIAG_ALWAYS_INLINE void hooked_delete(void* p, std::size_t size_hint, std::size_t align) noexcept {
     if (p == nullptr) return;
-    const std::size_t size = usable_size(p, size_hint);
-    const free_path path = count_deallocation_fast(g_process_slot, size);
-    if (MEMDIAG_LIKELY(path == free_path::counted)) return raw_free(p, align);
-    if (path == free_path::profiled) return hooked_delete_profiled(p, align);
-    hooked_delete_slow(p, size, align);
+    thread_state* const s = tls_head.state;
+    const std::uint64_t unready = tls_head.guards | static_cast<std::uint64_t>(s == nullptr);
+    const unsigned g = g_registry.global_slow.load(std::memory_order_relaxed);
+    std::size_t size;
+    if (MEMDIAG_LIKELY((unready | g) == 0) && MEMDIAG_LIKELY(inline_usable_size(p, size_hint, size))) {
+        if (MEMDIAG_UNLIKELY(shard_count_free(s->shards[0], size))) return hooked_delete_watched(p, size_hint, align, true);
+        return raw_free(p, align);
+    }
+    // The heap profiler alone: count here, then its filter test and the free.
+    if (unready == 0 && profiler_only(g) && inline_usable_size(p, size_hint, size)) {
+        return hooked_delete_profiled(p, align, shard_count_free(s->shards[0], size));
+    }
+    hooked_delete_watched(p, size_hint, align, false);
 }
 
 }  // namespace detail

@@ -53,21 +53,22 @@ public:
 
 protected:
     void* do_allocate(std::size_t bytes, std::size_t alignment) override {
-        if (!detail::admit_allocation(tracker_.slot(), bytes, true)) detail::throw_bad_alloc();
-        void* p;
-        {
-            detail::nested_event nested;
-            p = direct_ ? new_delete_allocate(bytes, alignment) : upstream_->allocate(bytes, alignment);
-        }
-        detail::record_allocation(tracker_.slot(), p, bytes);
-        return p;
+        return detail::allocate_counted(
+            tracker_.slot(), bytes,
+            [this](std::size_t n, std::size_t align) {
+                return direct_ ? new_delete_allocate(n, align) : upstream_->allocate(n, align);
+            },
+            bytes, alignment);
     }
 
     void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
-        detail::record_deallocation(tracker_.slot(), p, bytes);
-        detail::nested_event nested;
-        if (direct_) new_delete_deallocate(p, bytes, alignment);
-        else upstream_->deallocate(p, bytes, alignment);
+        detail::deallocate_counted(
+            tracker_.slot(), p, bytes,
+            [this](void* block, std::size_t n, std::size_t align) noexcept {
+                if (direct_) new_delete_deallocate(block, n, align);
+                else upstream_->deallocate(block, n, align);
+            },
+            p, bytes, alignment);
     }
 
     bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }

@@ -24,6 +24,7 @@
 #include "config.hpp"
 #include "detail/internal_section.hpp"
 #include "detail/thread_state.hpp"
+#include "detail/throw.hpp"
 #include "hook_status.hpp"
 #include "stats.hpp"
 
@@ -132,10 +133,9 @@ MEMDIAG_COLD inline void check_soft_limit(std::int64_t live) noexcept {
 /// Publishes a shard's live-byte drift to its tracker (see the file comment).
 // Not cold: g++ would then move the hot path that may call it to the cold section.
 MEMDIAG_NOINLINE inline void publish_drift(shard& sh, tracker_slot& t) noexcept {
-    const std::int64_t now =
-        t.live_published.fetch_add(sh.drift, std::memory_order_relaxed) + sh.drift;
-    sh.published = now;
-    sh.drift = 0;
+    const std::int64_t drift = sh.drift();
+    const std::int64_t now = t.live_published.fetch_add(drift, std::memory_order_relaxed) + drift;
+    sh.published_at(now);
     if (now > 0) atomic_max(t.peak, static_cast<std::uint64_t>(now));
     if (&t == &g_process_slot) check_soft_limit(now);
 }
@@ -167,25 +167,36 @@ MEMDIAG_ALWAYS_INLINE bool admit_allocation(tracker_slot& t, std::size_t size, b
 
 /// Counts an allocation in the calling thread's shard. Plain arithmetic first,
 /// then the owner-only atomic stores, so nothing is reloaded from memory.
-MEMDIAG_ALWAYS_INLINE void shard_allocated(shard& sh, tracker_slot& t, std::size_t size) noexcept {
+/// True when the view rose above its publish mark: the caller publishes.
+MEMDIAG_ALWAYS_INLINE bool shard_count_allocation(shard& sh, std::size_t size) noexcept {
     const auto r = std::memory_order_relaxed;
-    const std::int64_t drift = sh.drift + static_cast<std::int64_t>(size);
-    const std::int64_t candidate = sh.published + drift;
-    sh.drift = drift;
+    const std::int64_t view = sh.view + static_cast<std::int64_t>(size);
+    sh.view = view;
     sh.allocations.store(sh.allocations.load(r) + 1, r);
     sh.bytes_allocated.store(sh.bytes_allocated.load(r) + size, r);
-    if (candidate > static_cast<std::int64_t>(sh.peak.load(r))) sh.peak.store(static_cast<std::uint64_t>(candidate), r);
-    if (MEMDIAG_UNLIKELY(drift > MEMDIAG_PEAK_PUBLISH_BYTES)) publish_drift(sh, t);
+    if (view > static_cast<std::int64_t>(sh.peak.load(r))) sh.peak.store(static_cast<std::uint64_t>(view), r);
+    return view > sh.publish_above;
 }
 
-/// Counts a deallocation in the calling thread's shard.
-MEMDIAG_ALWAYS_INLINE void shard_freed(shard& sh, tracker_slot& t, std::size_t size) noexcept {
+/// Counts a deallocation in the calling thread's shard. True when the view
+/// fell below its publish mark: the caller publishes.
+MEMDIAG_ALWAYS_INLINE bool shard_count_free(shard& sh, std::size_t size) noexcept {
     const auto r = std::memory_order_relaxed;
-    const std::int64_t drift = sh.drift - static_cast<std::int64_t>(size);
-    sh.drift = drift;
+    const std::int64_t view = sh.view - static_cast<std::int64_t>(size);
+    sh.view = view;
     sh.deallocations.store(sh.deallocations.load(r) + 1, r);
     sh.bytes_freed.store(sh.bytes_freed.load(r) + size, r);
-    if (MEMDIAG_UNLIKELY(drift < -MEMDIAG_PEAK_PUBLISH_BYTES)) publish_drift(sh, t);
+    return view < sh.publish_below;
+}
+
+/// Counts an allocation in the calling thread's shard and publishes when due.
+MEMDIAG_ALWAYS_INLINE void shard_allocated(shard& sh, tracker_slot& t, std::size_t size) noexcept {
+    if (MEMDIAG_UNLIKELY(shard_count_allocation(sh, size))) publish_drift(sh, t);
+}
+
+/// Counts a deallocation in the calling thread's shard and publishes when due.
+MEMDIAG_ALWAYS_INLINE void shard_freed(shard& sh, tracker_slot& t, std::size_t size) noexcept {
+    if (MEMDIAG_UNLIKELY(shard_count_free(sh, size))) publish_drift(sh, t);
 }
 
 /// Events seen while their thread held a memdiag lock: a signal handler that
@@ -339,6 +350,121 @@ public:
     nested_event& operator=(const nested_event&) = delete;
 };
 
+// The fused event path of tracking_allocator and tracking_resource: one test
+// before the upstream call decides that the event needs nothing but counting
+// (a thread state, no guard, nothing process-wide, a sharded tracker); the
+// upstream call is then made bare (no nested_event around it) and the shard
+// address, computed before it, is reused after it. Anything else (budgets,
+// fault injection, the heap profiler, a signal inside memdiag) takes
+// allocate_counted_slow, which is the general path: admit, nested upstream
+// call, record_allocation. The slow parts take the upstream call and its
+// arguments by value: by reference, they would be stored to the stack on the
+// fast path too.
+
+/// The calling thread's state when its events need nothing but counting (a
+/// state exists, no guard, nothing process-wide); nullptr otherwise. The
+/// global hook's test: its tracker's shard is always 0.
+MEMDIAG_ALWAYS_INLINE thread_state* quiet_thread_state() noexcept {
+    thread_state* const s = tls_head.state;
+    // One branch for the common case: the conditions folded into one word.
+    const std::uint64_t rare = tls_head.guards | g_registry.global_slow.load(std::memory_order_relaxed) |
+                               static_cast<std::uint64_t>(s == nullptr);
+    return MEMDIAG_LIKELY(rare == 0) ? s : nullptr;
+}
+
+/// The calling thread's shard for t when an event of t needs nothing but
+/// counting there; nullptr when it must take the general path.
+MEMDIAG_ALWAYS_INLINE shard* quiet_shard(const tracker_slot& t) noexcept {
+    thread_state* const s = tls_head.state;
+    // Three tests, each a load and a jump (folding them into one word costs
+    // more instructions than the two branches it saves).
+    if (MEMDIAG_UNLIKELY(s == nullptr)) return nullptr;
+    if (MEMDIAG_UNLIKELY((tls_head.guards | g_registry.global_slow.load(std::memory_order_relaxed)) != 0))
+        return nullptr;
+    const int index = t.shard_index;
+    if (MEMDIAG_UNLIKELY(index < 0)) return nullptr;
+    return &s->shards[index];
+}
+
+/// allocate_counted's publish, out of line and reached by a tail call so the
+/// fast path keeps nothing across it; returns p.
+template <class Pointer>
+MEMDIAG_NOINLINE Pointer published_after(shard& sh, tracker_slot& t, Pointer p) noexcept {
+    publish_drift(sh, t);
+    return p;
+}
+
+/// deallocate_counted's publish, then the upstream call (see published_after).
+template <class Upstream, class... Args>
+MEMDIAG_NOINLINE void published_before(shard& sh, tracker_slot& t, Upstream upstream, Args... args) noexcept {
+    publish_drift(sh, t);
+    upstream(args...);
+}
+
+/// allocate_counted off the fast path: budgets and injection admit, the upstream
+/// call is a nested event, record_allocation counts and samples. The result
+/// type is spelled out, not decltype: stack reports drop this frame by its
+/// name, which must start with the type (frame_filter.hpp).
+template <class Result, class Upstream, class... Args>
+MEMDIAG_NOINLINE Result allocate_counted_slow(tracker_slot& t, std::size_t size, Upstream upstream, Args... args) {
+    if (!admit_allocation(t, size, true)) throw_bad_alloc();
+    Result p;
+    {
+        nested_event nested;
+        p = upstream(args...);
+    }
+    record_allocation(t, p, size);
+    return p;
+}
+
+/// An allocation of `size` bytes counted into t, its memory from
+/// `upstream(args...)` (which returns the block or throws). Throws
+/// std::bad_alloc when a budget or fault injection refuses (nothing is
+/// allocated then), or what upstream throws (nothing is counted then). Keep
+/// upstream's captures small and pass the rest as args: the slow part takes
+/// both by value, in registers.
+template <class Upstream, class... Args>
+MEMDIAG_ALWAYS_INLINE auto allocate_counted(tracker_slot& t, std::size_t size, Upstream upstream, Args... args) {
+#if MEMDIAG_ENABLED
+    if (shard* sh = quiet_shard(t)) {
+        auto p = upstream(args...);
+        if (MEMDIAG_UNLIKELY(shard_count_allocation(*sh, size))) return published_after(*sh, t, p);
+        return p;
+    }
+    return allocate_counted_slow<decltype(upstream(args...))>(t, size, upstream, args...);
+#else
+    (void)t, (void)size;
+    return upstream(args...);
+#endif
+}
+
+/// deallocate_counted off the fast path: record_deallocation, then the upstream
+/// call as a nested event.
+template <class Upstream, class... Args>
+MEMDIAG_NOINLINE void deallocate_counted_slow(tracker_slot& t, void* p, std::size_t size, Upstream upstream,
+                                              Args... args) noexcept {
+    record_deallocation(t, p, size);
+    nested_event nested;
+    upstream(args...);
+}
+
+/// A deallocation of p (`size` bytes, as allocate_counted was given) counted
+/// into t, then returned by `upstream(args...)`, which must not throw.
+template <class Upstream, class... Args>
+MEMDIAG_ALWAYS_INLINE void deallocate_counted(tracker_slot& t, void* p, std::size_t size, Upstream upstream,
+                                              Args... args) noexcept {
+#if MEMDIAG_ENABLED
+    if (shard* sh = quiet_shard(t)) {
+        if (MEMDIAG_UNLIKELY(shard_count_free(*sh, size))) return published_before(*sh, t, upstream, args...);
+        return upstream(args...);
+    }
+    deallocate_counted_slow(t, p, size, upstream, args...);
+#else
+    (void)t, (void)p, (void)size;
+    upstream(args...);
+#endif
+}
+
 /// Merges a tracker's shards with its shared totals.
 inline allocation_stats read_stats(const tracker_slot& t) noexcept {
     const auto r = std::memory_order_relaxed;
@@ -387,14 +513,14 @@ inline int probe_global_hook() noexcept {
     const auto r = std::memory_order_relaxed;
     const std::uint64_t a = sh.allocations.load(r), d = sh.deallocations.load(r);
     const std::uint64_t ba = sh.bytes_allocated.load(r), bf = sh.bytes_freed.load(r);
-    const std::int64_t drift = sh.drift;
+    const std::int64_t view = sh.view, mark = sh.publish_above;
     {
         nested_event probe;
         void* volatile p = ::operator new(1, std::nothrow);
         ::operator delete(p);
     }
     const bool counted = sh.allocations.load(r) != a;
-    if (sh.drift == drift) {  // no publish in between: undo exactly
+    if (sh.view == view && sh.publish_above == mark) {  // no publish in between: undo exactly
         sh.allocations.store(a, r);
         sh.deallocations.store(d, r);
         sh.bytes_allocated.store(ba, r);

@@ -64,16 +64,37 @@ struct tracker_slot {
     char name[64] = {};
 };
 
-/// One thread's counts for one tracker. Owner-written; see the file comment.
+/// One thread's counts for one tracker, one cache line. Owner-written; see the
+/// file comment. The live-byte view and its two publish marks are kept as
+/// such (not as a drift and the published value) so that an event compares
+/// against a mark in memory and needs no arithmetic for it.
 struct alignas(64) shard {
     relaxed_u64 allocations{0};
     relaxed_u64 deallocations{0};
     relaxed_u64 bytes_allocated{0};
     relaxed_u64 bytes_freed{0};
-    relaxed_u64 peak{0};            ///< highest (published live + own drift) seen by this thread
-    std::int64_t drift = 0;         ///< own live-byte change not yet published (owner only)
-    std::int64_t published = 0;     ///< tracker live bytes after this thread's last publish (owner only)
+    relaxed_u64 peak{0};  ///< highest view seen by this thread
+    /// Tracker live bytes as this thread sees them: the value at its last
+    /// publish plus its own change since (owner only).
+    std::int64_t view = 0;
+    std::int64_t publish_above = publish_step;   ///< publish when view rises above (owner only)
+    std::int64_t publish_below = -publish_step;  ///< publish when view falls below (owner only)
+
+    /// How far the view may drift from the published value (config.hpp).
+    static constexpr std::int64_t publish_step = MEMDIAG_PEAK_PUBLISH_BYTES;
+
+    /// The tracker's live bytes at this thread's last publish.
+    std::int64_t published() const noexcept { return publish_above - publish_step; }
+    /// Own live-byte change not yet published.
+    std::int64_t drift() const noexcept { return view - published(); }
+    /// After a publish that left the tracker at `live`: a view of it with no drift.
+    void published_at(std::int64_t live) noexcept {
+        view = live;
+        publish_above = live + publish_step;
+        publish_below = live - publish_step;
+    }
 };
+static_assert(sizeof(shard) == 64, "a shard is one cache line");
 
 struct scope_link;  // budget scopes, defined by scope_link.hpp
 
@@ -142,7 +163,7 @@ inline void fold_shard(shard& sh, tracker_slot& slot) noexcept {
     slot.deallocations.fetch_add(sh.deallocations.load(r), r);
     slot.bytes_allocated.fetch_add(sh.bytes_allocated.load(r), r);
     slot.bytes_freed.fetch_add(sh.bytes_freed.load(r), r);
-    if (sh.drift != 0) slot.live_published.fetch_add(sh.drift, r);
+    if (sh.drift() != 0) slot.live_published.fetch_add(sh.drift(), r);
     atomic_max(slot.peak, sh.peak.load(r));
 }
 
@@ -154,8 +175,7 @@ inline void clear_shard(shard& sh) noexcept {
     sh.bytes_allocated.store(0, r);
     sh.bytes_freed.store(0, r);
     sh.peak.store(0, r);
-    sh.drift = 0;
-    sh.published = 0;
+    sh.published_at(0);
 }
 
 inline tracker_slot* shard_owner(registry& reg, int index) noexcept {
