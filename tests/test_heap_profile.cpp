@@ -458,9 +458,11 @@ TEST_CASE("heap_profile: exact mode with default options drops nothing past the 
     // The stated cost: the live table takes at most 48 bytes per live sample.
     {
         using namespace memdiag::detail::heapprof;
+        tables* t = g_profiler.current.load();
         table_guard g(g_profiler.lock);
-        const tables* t = g_profiler.current.load();
-        CHECK(t->live_cap() * sizeof(live_entry) <= 48 * t->live_count);
+        t->lock_shards();
+        CHECK(t->live_bytes() <= 48 * t->live_total());
+        t->unlock_shards();
     }
     const site_figures w = figures_of("wide_site");
     CHECK(w.alloc_objects == wide);
@@ -675,44 +677,51 @@ TEST_CASE("heap_profile: an unchecked walk is trusted only as a stack checked un
     tables t;
     t.configure(64, 0, 0, std::size_t{1} << 30);
     REQUIRE(t.allocate());
+    // record_sample's two paths: a known stack, or a checked capture interned.
+    const auto insert_known = [&t](char* p, const std::uintptr_t* f, std::uint64_t h, std::uint32_t seq) {
+        const long id = t.known_stack(f, 3, h, seq);
+        if (id >= 0) CHECK(t.add_live(p, 8, static_cast<std::uint32_t>(id), t.generation.load()));
+        return id >= 0;
+    };
+    const auto insert = [&t](char* p, const std::uintptr_t* f, std::uint64_t h, bool checked, std::uint32_t seq) {
+        const long id = t.intern_stack(f, 3, h, checked, seq);
+        REQUIRE(id >= 0);
+        CHECK(t.add_live(p, 8, static_cast<std::uint32_t>(id), t.generation.load()));
+    };
     const std::uintptr_t a[3] = {0x401000, 0x401100, 0x401200};
     const std::uintptr_t b[3] = {0x401000, 0x401100, 0x401300};
     const std::uint64_t ha = frames_hash(a, 3);
     char blocks[5] = {};
     // A stack never seen: the caller must capture with checks; nothing recorded.
-    CHECK_FALSE(t.insert_known(&blocks[0], 8, a, 3, ha, 2));
-    CHECK(t.samples == 0);
-    CHECK(t.live_count == 0);
+    CHECK_FALSE(insert_known(&blocks[0], a, ha, 2));
+    CHECK(t.samples_total() == 0);
+    CHECK(t.live_total() == 0);
     // Interned from a capture that was not checked: still not trusted.
-    t.insert(&blocks[0], 8, a, 3, ha, false, 0);
-    CHECK_FALSE(t.insert_known(&blocks[1], 8, a, 3, ha, 2));
+    insert(&blocks[0], a, ha, false, 0);
+    CHECK_FALSE(insert_known(&blocks[1], a, ha, 2));
     // Checked under code table version 2: the same stack, now trusted under 2.
-    t.insert(&blocks[1], 8, a, 3, ha, true, 2);
+    insert(&blocks[1], a, ha, true, 2);
     CHECK(t.stack_count == 1);
-    CHECK(t.insert_known(&blocks[2], 8, a, 3, ha, 2));
+    CHECK(insert_known(&blocks[2], a, ha, 2));
     CHECK(t.known_hits == 1);
     CHECK(t.stack_count == 1);
-    CHECK(t.stacks[0].alloc_objects == 3);
-    CHECK(t.stacks[0].inuse_bytes == 24);
-    CHECK(t.live_count == 3);
+    CHECK(t.figures_of(0).alloc_objects.load() == 3);
+    CHECK(t.figures_of(0).alloc_bytes.load() - t.figures_of(0).freed_bytes.load() == 24);
+    CHECK(t.live_total() == 3);
     // Other frames under the same hash (a collision) are not that stack.
-    CHECK_FALSE(t.insert_known(&blocks[3], 8, b, 3, ha, 2));
+    CHECK_FALSE(insert_known(&blocks[3], b, ha, 2));
     // The code table was rebuilt (a dlopen or dlclose): no stack is trusted
     // until a checked capture under the new version finds it again.
-    CHECK_FALSE(t.insert_known(&blocks[3], 8, a, 3, ha, 4));
-    t.insert(&blocks[3], 8, a, 3, ha, true, 4);
-    CHECK(t.insert_known(&blocks[4], 8, a, 3, ha, 4));
-    CHECK_FALSE(t.insert_known(&blocks[4], 8, a, 3, ha, 2));  // an older version is not the same either
-    CHECK(t.samples == 5);
-    CHECK(t.dropped == 0);
+    CHECK_FALSE(insert_known(&blocks[3], a, ha, 4));
+    insert(&blocks[3], a, ha, true, 4);
+    CHECK(insert_known(&blocks[4], a, ha, 4));
+    CHECK_FALSE(insert_known(&blocks[4], a, ha, 2));  // an older version is not the same either
+    CHECK(t.samples_total() == 5);
+    CHECK(t.dropped_total() == 0);
     for (char& c : blocks) t.remove(&c);
-    CHECK(t.live_count == 0);
-    CHECK(t.stacks[0].inuse_objects == 0);
-    memdiag::detail::internal_free(t.live);
-    memdiag::detail::internal_free(t.stack_index);
-    memdiag::detail::internal_free(t.stacks);
-    memdiag::detail::internal_free(t.frames);
-    memdiag::detail::internal_free(t.filter);
+    CHECK(t.live_total() == 0);
+    CHECK(t.figures_of(0).freed_objects.load() == 5);
+    t.release();
 }
 
 TEST_CASE("heap_profile: exact mode records repeated stacks without re-checking them, same figures",
@@ -724,15 +733,21 @@ TEST_CASE("heap_profile: exact mode records repeated stacks without re-checking 
     std::uint64_t hits_before;
     {
         using namespace memdiag::detail::heapprof;
+        tables* t = g_profiler.current.load();
         table_guard g(g_profiler.lock);
-        hits_before = g_profiler.current.load()->known_hits;
+        t->lock_shards();
+        hits_before = t->known_total();
+        t->unlock_shards();
     }
     exact_site(keep, 200, 1000);
     std::uint64_t hits;
     {
         using namespace memdiag::detail::heapprof;
+        tables* t = g_profiler.current.load();
         table_guard g(g_profiler.lock);
-        hits = g_profiler.current.load()->known_hits - hits_before;
+        t->lock_shards();
+        hits = t->known_total() - hits_before;
+        t->unlock_shards();
     }
     const site_figures f = figures_of("exact_site");
     CHECK(f.sites == 1);  // the walked frames are the checked capture's: one stack

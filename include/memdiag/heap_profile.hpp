@@ -149,17 +149,20 @@ public:
         detail::heapprof::tables* t = g_profiler.current.load(std::memory_order_acquire);
         st.running = g_profiler.running.load(std::memory_order_relaxed);
         if (t == nullptr) return st;
+        // The stack lock, then every shard's: figures consistent across shards.
         detail::heapprof::table_guard g(g_profiler.lock);
+        t->lock_shards();
         st.sample_interval = t->interval;
-        st.samples = t->samples;
-        st.dropped_samples = t->dropped;
+        st.samples = t->samples_total();
+        st.dropped_samples = t->dropped_total();
         st.reentrant_events = detail::g_reentrant_events.load(std::memory_order_relaxed);
-        st.live_samples = t->live_count;
+        st.live_samples = t->live_total();
         st.stacks = t->stack_count;
         st.max_live_samples = t->max_live;
         st.max_stacks = t->max_stacks;
         st.table_bytes = t->bytes();
         st.max_table_bytes = t->max_bytes;
+        t->unlock_shards();
 #endif
         return st;
     }
