@@ -138,9 +138,14 @@ MEMDIAG_ALWAYS_INLINE std::size_t filter_index(const void* p) noexcept {
     return static_cast<std::size_t>((a >> 4) ^ (a >> 20)) & (filter_cells - 1);
 }
 
-/// The live shard of an address: low bits of its filter cell, so that every
-/// cell belongs to one shard and is only written under that shard's lock.
-MEMDIAG_ALWAYS_INLINE std::size_t shard_index(const void* p) noexcept { return filter_index(p) & (live_shards - 1); }
+/// The live shard of an address: a function of its filter cell, so that every
+/// cell belongs to one shard and is only written under that shard's lock. The
+/// cell is mixed (Fibonacci hashing of its 16 bits) rather than its low bits
+/// taken: blocks 64 or 256 bytes apart (size classes, ASan's redzones) would
+/// otherwise fill only a quarter or one of the shards.
+MEMDIAG_ALWAYS_INLINE std::size_t shard_index(const void* p) noexcept {
+    return ((filter_index(p) * std::size_t{40503}) & (filter_cells - 1)) >> (filter_bits - shard_bits);
+}
 
 /// Hash of a stack, one frame at a time (record_sample hashes while it walks).
 struct frames_hasher {
