@@ -121,12 +121,14 @@ inline bool take_snapshot(snapshot_data& out) {
             const stack_figures& fig = t->figures_of(static_cast<std::uint32_t>(k));
             stacks.push_back(stack_row{t->stacks[k].frames_at, t->stacks[k].depth,
                                        fig.alloc_objects.load(std::memory_order_relaxed),
-                                       fig.alloc_bytes.load(std::memory_order_relaxed),
-                                       fig.alloc_objects.load(std::memory_order_relaxed) -
-                                           fig.freed_objects.load(std::memory_order_relaxed),
-                                       fig.alloc_bytes.load(std::memory_order_relaxed) -
-                                           fig.freed_bytes.load(std::memory_order_relaxed)});
+                                       fig.alloc_bytes.load(std::memory_order_relaxed), 0, 0});
         }
+        // In use: the live entries added up (samples of stacks past n are dropped below).
+        t->for_each_live([&stacks, n](std::uint32_t id, std::size_t size) {
+            if (id >= n) return;
+            ++stacks[id].inuse_objects;
+            stacks[id].inuse_bytes += static_cast<std::int64_t>(size);
+        });
         out.frames.assign(t->frames, t->frames + nf);
         out.stats.running = g_profiler.running.load(std::memory_order_relaxed);
         out.stats.sample_interval = t->interval;

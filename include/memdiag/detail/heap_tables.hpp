@@ -81,14 +81,15 @@ struct stack_entry {
 };
 static_assert(max_capture <= 0xffff, "stack_entry::depth is 16 bits");
 
-/// A stack's raw (unscaled) figures: 32 bytes. Kept apart from stack_entry,
-/// in chunks that never move (figures_place), because they are updated under
-/// a live shard's lock, not the stack lock: shards update one stack's figures
-/// concurrently, hence atomics (relaxed: a snapshot holds every shard lock
-/// while it reads them). In use = allocated - freed, so a sample costs two
-/// atomic adds and a free two.
+/// A stack's allocated figures (raw, unscaled): 16 bytes. Kept apart from
+/// stack_entry, in chunks that never move (figures_place), because they are
+/// updated under a live shard's lock, not the stack lock: shards update one
+/// stack's figures concurrently, hence atomics (relaxed: a snapshot holds
+/// every shard lock while it reads them). The in-use figures are not kept:
+/// a snapshot adds up the live entries (for_each_live), so a free updates no
+/// figure at all, and a sample two.
 struct stack_figures {
-    std::atomic<std::int64_t> alloc_objects, alloc_bytes, freed_objects, freed_bytes;
+    std::atomic<std::int64_t> alloc_objects, alloc_bytes;
 };
 
 /// Figures chunk k holds figures_chunk0 << k stacks, so 15 chunks cover every
@@ -239,7 +240,7 @@ struct alignas(64) live_shard {
 ///
 /// Memory (64-bit; 32-bit in brackets): a live sample takes one 16 [12] byte
 /// slot in a shard kept between 3/8 and 3/4 full, so 21 to 43 [16 to 32]
-/// bytes; a stack takes a 16-byte entry, 32 bytes of figures, 8 to 16 bytes
+/// bytes; a stack takes a 16-byte entry, 16 bytes of figures, 8 to 16 bytes
 /// of index and its frames at 8 [4] bytes each, the entry array, the figures
 /// and the frame arena having up to as much again free after a doubling.
 /// Fixed: the 64 KiB filter. While a shard doubles, its old table is held too
@@ -662,11 +663,7 @@ struct tables {
             return true;
         }
         const std::size_t i = s.probe(p);
-        if (s.live[i].addr == p) {
-            stack_figures& old = figures_of(s.live[i].stack());
-            old.freed_objects.fetch_add(1, std::memory_order_relaxed);
-            old.freed_bytes.fetch_add(static_cast<std::int64_t>(s.live[i].size()), std::memory_order_relaxed);
-        } else {
+        if (s.live[i].addr != p) {
             if (max_live != 0 && live_total() >= max_live) {
                 ++s.dropped;
                 return true;
@@ -692,9 +689,6 @@ struct tables {
         ++s.takes;
         std::size_t i = s.probe(p);
         if (s.live[i].addr != p) return;  // a filter false positive
-        stack_figures& fig = figures_of(s.live[i].stack());
-        fig.freed_objects.fetch_add(1, std::memory_order_relaxed);
-        fig.freed_bytes.fetch_add(static_cast<std::int64_t>(s.live[i].size()), std::memory_order_relaxed);
         s.count.store(s.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
         filter_cell& c = cell(ptr);
         const std::uint8_t v = c.load(std::memory_order_relaxed);
@@ -711,6 +705,14 @@ struct tables {
             }
         }
         s.live[i].addr = 0;
+    }
+
+    /// Calls fn(stack id, size) for every live sample. Every shard lock held.
+    template <class Fn>
+    void for_each_live(Fn&& fn) const {
+        for (const live_shard& s : shards)
+            for (std::size_t k = 0, cap = s.cap(); k < cap; ++k)
+                if (s.live[k].addr != 0) fn(s.live[k].stack(), s.live[k].size());
     }
 
     /// True when the block at p is in the live table (a test's view). Takes its shard's lock.
