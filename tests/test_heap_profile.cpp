@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -458,9 +461,11 @@ TEST_CASE("heap_profile: exact mode with default options drops nothing past the 
     // The stated cost: the live table takes at most 48 bytes per live sample.
     {
         using namespace memdiag::detail::heapprof;
+        tables* t = g_profiler.current.load();
         table_guard g(g_profiler.lock);
-        const tables* t = g_profiler.current.load();
-        CHECK(t->live_cap() * sizeof(live_entry) <= 48 * t->live_count);
+        t->lock_shards();
+        CHECK(t->live_bytes() <= 48 * t->live_total());
+        t->unlock_shards();
     }
     const site_figures w = figures_of("wide_site");
     CHECK(w.alloc_objects == wide);
@@ -675,44 +680,57 @@ TEST_CASE("heap_profile: an unchecked walk is trusted only as a stack checked un
     tables t;
     t.configure(64, 0, 0, std::size_t{1} << 30);
     REQUIRE(t.allocate());
+    // record_sample's two paths: a known stack, or a checked capture interned.
+    const auto insert_known = [&t](char* p, const std::uintptr_t* f, std::uint64_t h, std::uint32_t seq) {
+        const long id = t.known_stack(f, 3, h, seq);
+        if (id >= 0) CHECK(t.add_live(p, 8, static_cast<std::uint32_t>(id), t.generation.load()));
+        return id >= 0;
+    };
+    const auto insert = [&t](char* p, const std::uintptr_t* f, std::uint64_t h, bool checked, std::uint32_t seq) {
+        const long id = t.intern_stack(f, 3, h, checked, seq);
+        REQUIRE(id >= 0);
+        CHECK(t.add_live(p, 8, static_cast<std::uint32_t>(id), t.generation.load()));
+    };
     const std::uintptr_t a[3] = {0x401000, 0x401100, 0x401200};
     const std::uintptr_t b[3] = {0x401000, 0x401100, 0x401300};
     const std::uint64_t ha = frames_hash(a, 3);
     char blocks[5] = {};
     // A stack never seen: the caller must capture with checks; nothing recorded.
-    CHECK_FALSE(t.insert_known(&blocks[0], 8, a, 3, ha, 2));
-    CHECK(t.samples == 0);
-    CHECK(t.live_count == 0);
+    CHECK_FALSE(insert_known(&blocks[0], a, ha, 2));
+    CHECK(t.samples_total() == 0);
+    CHECK(t.live_total() == 0);
     // Interned from a capture that was not checked: still not trusted.
-    t.insert(&blocks[0], 8, a, 3, ha, false, 0);
-    CHECK_FALSE(t.insert_known(&blocks[1], 8, a, 3, ha, 2));
+    insert(&blocks[0], a, ha, false, 0);
+    CHECK_FALSE(insert_known(&blocks[1], a, ha, 2));
     // Checked under code table version 2: the same stack, now trusted under 2.
-    t.insert(&blocks[1], 8, a, 3, ha, true, 2);
+    insert(&blocks[1], a, ha, true, 2);
     CHECK(t.stack_count == 1);
-    CHECK(t.insert_known(&blocks[2], 8, a, 3, ha, 2));
+    CHECK(insert_known(&blocks[2], a, ha, 2));
     CHECK(t.known_hits == 1);
     CHECK(t.stack_count == 1);
-    CHECK(t.stacks[0].alloc_objects == 3);
-    CHECK(t.stacks[0].inuse_bytes == 24);
-    CHECK(t.live_count == 3);
+    CHECK(t.figures_of(0).alloc_objects.load() == 3);
+    const auto inuse_bytes = [&t] {
+        std::int64_t bytes = 0;
+        t.for_each_live(
+            [&bytes](std::uint32_t id, std::size_t size) { bytes += id == 0 ? static_cast<std::int64_t>(size) : 0; });
+        return bytes;
+    };
+    CHECK(inuse_bytes() == 24);
+    CHECK(t.live_total() == 3);
     // Other frames under the same hash (a collision) are not that stack.
-    CHECK_FALSE(t.insert_known(&blocks[3], 8, b, 3, ha, 2));
+    CHECK_FALSE(insert_known(&blocks[3], b, ha, 2));
     // The code table was rebuilt (a dlopen or dlclose): no stack is trusted
     // until a checked capture under the new version finds it again.
-    CHECK_FALSE(t.insert_known(&blocks[3], 8, a, 3, ha, 4));
-    t.insert(&blocks[3], 8, a, 3, ha, true, 4);
-    CHECK(t.insert_known(&blocks[4], 8, a, 3, ha, 4));
-    CHECK_FALSE(t.insert_known(&blocks[4], 8, a, 3, ha, 2));  // an older version is not the same either
-    CHECK(t.samples == 5);
-    CHECK(t.dropped == 0);
+    CHECK_FALSE(insert_known(&blocks[3], a, ha, 4));
+    insert(&blocks[3], a, ha, true, 4);
+    CHECK(insert_known(&blocks[4], a, ha, 4));
+    CHECK_FALSE(insert_known(&blocks[4], a, ha, 2));  // an older version is not the same either
+    CHECK(t.samples_total() == 5);
+    CHECK(t.dropped_total() == 0);
     for (char& c : blocks) t.remove(&c);
-    CHECK(t.live_count == 0);
-    CHECK(t.stacks[0].inuse_objects == 0);
-    memdiag::detail::internal_free(t.live);
-    memdiag::detail::internal_free(t.stack_index);
-    memdiag::detail::internal_free(t.stacks);
-    memdiag::detail::internal_free(t.frames);
-    memdiag::detail::internal_free(t.filter);
+    CHECK(t.live_total() == 0);
+    CHECK(inuse_bytes() == 0);
+    t.release();
 }
 
 TEST_CASE("heap_profile: exact mode records repeated stacks without re-checking them, same figures",
@@ -724,15 +742,21 @@ TEST_CASE("heap_profile: exact mode records repeated stacks without re-checking 
     std::uint64_t hits_before;
     {
         using namespace memdiag::detail::heapprof;
+        tables* t = g_profiler.current.load();
         table_guard g(g_profiler.lock);
-        hits_before = g_profiler.current.load()->known_hits;
+        t->lock_shards();
+        hits_before = t->known_total();
+        t->unlock_shards();
     }
     exact_site(keep, 200, 1000);
     std::uint64_t hits;
     {
         using namespace memdiag::detail::heapprof;
+        tables* t = g_profiler.current.load();
         table_guard g(g_profiler.lock);
-        hits = g_profiler.current.load()->known_hits - hits_before;
+        t->lock_shards();
+        hits = t->known_total() - hits_before;
+        t->unlock_shards();
     }
     const site_figures f = figures_of("exact_site");
     CHECK(f.sites == 1);  // the walked frames are the checked capture's: one stack
@@ -748,4 +772,184 @@ TEST_CASE("heap_profile: exact mode records repeated stacks without re-checking 
     CHECK(hits == 0);
 #endif
     free_all(keep);
+}
+
+// The live table's shards (issue 15: exact mode with threads). Blocks come
+// from a tracking allocator, so these run without the global hook too.
+namespace {
+__attribute__((noinline)) void shard_site(std::vector<char*>& keep, int n) {
+    for (int i = 0; i < n; ++i) {
+        keep.push_back(tracked_new(40));
+        keep.back()[0] = 'h';
+    }
+}
+__attribute__((noinline)) char* churn_ring_site() {
+    char* p = tracked_new(24);
+    p[0] = 'r';
+    return p;
+}
+
+/// Waits up to 10 s for `flag` to reach `want`; true if it did.
+bool wait_for(const std::atomic<int>& flag, int want) {
+    for (int i = 0; i < 10000 && flag.load() != want; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return flag.load() == want;
+}
+
+/// Every shard's lock takes, read with every table lock held, into `out`
+/// (sized by the caller: an allocation here would be sampled, a take itself).
+void shard_takes(std::vector<std::uint64_t>& out) {
+    using namespace memdiag::detail::heapprof;
+    tables* t = g_profiler.current.load();
+    table_guard g(g_profiler.lock);
+    t->lock_shards();
+    for (std::size_t k = 0; k < live_shards; ++k) out[k] = t->shards[k].takes;
+    t->unlock_shards();
+}
+}  // namespace
+
+TEST_CASE("heap_profile: a free of a sampled block takes its shard's lock only, not the stack lock nor other shards'",
+          "[heap_profile][threads]") {
+    using namespace memdiag::detail::heapprof;
+    std::vector<char*> keep;
+    keep.reserve(256);
+    profiler_run run(profile_options{}.sample_interval(1));
+    shard_site(keep, 256);
+    tables* t = g_profiler.current.load();
+    char* const victim = keep[0];
+    const std::size_t a = shard_index(victim);
+    char* other = nullptr;
+    for (char* p : keep)
+        if (shard_index(p) != a) other = p;
+    REQUIRE(other != nullptr);
+    const std::size_t b = shard_index(other);
+    std::atomic<int> stage{0};
+    // Whatever the thread allocates or frees at its start and exit falls
+    // outside the counted window (stages 5 and 6).
+    std::thread th([&] {
+        stage.store(5);
+        while (stage.load() != 1) std::this_thread::yield();
+        g_tracked.deallocate(victim, 40);
+        stage.store(2);
+        while (stage.load() != 3) std::this_thread::yield();
+        g_tracked.deallocate(other, 40);
+        stage.store(4);
+        while (stage.load() != 6) std::this_thread::yield();
+    });
+    std::vector<std::uint64_t> before(live_shards), after(live_shards);
+    REQUIRE(wait_for(stage, 5));
+    shard_takes(before);
+    bool free_passed_stack_lock = false, free_passed_other_shard = false;
+    {
+        // The stack lock held (as by a thread interning a new stack): the free goes on.
+        table_guard g(g_profiler.lock);
+        stage.store(1);
+        free_passed_stack_lock = wait_for(stage, 2);
+    }
+    if (!free_passed_stack_lock) wait_for(stage, 2);
+    {
+        // The first block's shard held: a free in another shard goes on.
+        table_guard g(t->shards[a].lock);
+        stage.store(3);
+        free_passed_other_shard = wait_for(stage, 4);
+    }
+    if (!free_passed_other_shard) wait_for(stage, 4);
+    shard_takes(after);
+    stage.store(6);
+    th.join();
+    CHECK(free_passed_stack_lock);
+    CHECK(free_passed_other_shard);
+    // Each free took its own shard's lock once and no other shard's.
+    for (std::size_t k = 0; k < live_shards; ++k) {
+        INFO("shard " << k << " (victim's " << a << ", other's " << b << ")");
+        CHECK(after[k] - before[k] == (k == a ? 1u : 0u) + (k == b ? 1u : 0u));
+    }
+    keep.erase(std::remove(keep.begin(), keep.end(), victim), keep.end());
+    keep.erase(std::remove(keep.begin(), keep.end(), other), keep.end());
+    free_tracked(keep, 40);
+}
+
+TEST_CASE("heap_profile: every live shard grows on its own and the totals add up over all shards",
+          "[heap_profile]") {
+    using namespace memdiag::detail::heapprof;
+    constexpr int n = 40000;  // 2500 per shard: each must grow from 256 slots to 4096
+    std::vector<char*> keep;
+    keep.reserve(n);
+    profiler_run run(profile_options{}.sample_interval(1));
+    shard_site(keep, n);
+    tables* t = g_profiler.current.load();
+    std::vector<std::size_t> count(live_shards), cap(live_shards), held(live_shards, 0);
+    for (char* p : keep) ++held[shard_index(p)];
+    std::size_t total = 0;
+    {
+        table_guard g(g_profiler.lock);
+        t->lock_shards();
+        for (std::size_t k = 0; k < live_shards; ++k) {
+            count[k] = t->shards[k].count.load();
+            cap[k] = t->shards[k].cap();
+        }
+        total = t->live_total();
+        t->unlock_shards();
+    }
+    const memdiag::heap_profile_stats st = heap_profiler::stats();  // before CHECK allocates
+    std::size_t sum = 0;
+    for (std::size_t k = 0; k < live_shards; ++k) {
+        INFO("shard " << k << ": " << count[k] << " live in " << cap[k] << " slots, " << held[k] << " of ours");
+        CHECK(count[k] >= held[k]);
+        CHECK(cap[k] > (std::size_t{1} << initial_live_bits));
+        CHECK(4 * count[k] <= 3 * cap[k]);
+        sum += count[k];
+    }
+    CHECK(sum == total);
+    CHECK(st.live_samples == total);
+    CHECK(st.dropped_samples == 0);
+    CHECK(st.table_bytes <= st.max_table_bytes);
+    const site_figures f = figures_of("shard_site");
+    CHECK(f.alloc_objects == n);
+    CHECK(f.inuse_objects == n);
+    CHECK(f.inuse_bytes == std::int64_t{n} * 40);
+    CHECK(f.stats.live_samples >= static_cast<std::uint64_t>(n));  // a shard left out would lack ~1/16
+    free_tracked(keep, 40);
+    CHECK(figures_of("shard_site").inuse_objects == 0);
+}
+
+TEST_CASE("heap_profile: snapshots taken while threads churn see all shards at one moment", "[heap_profile][threads]") {
+    constexpr int threads = 4, ring = 256, rounds = 20000;
+    profiler_run run(profile_options{}.sample_interval(1));
+    std::atomic<int> ready{0};
+    std::vector<std::vector<char*>> rings(threads);
+    std::vector<std::thread> pool;
+    for (int i = 0; i < threads; ++i) {
+        pool.emplace_back([&, i] {
+            std::vector<char*>& r = rings[static_cast<std::size_t>(i)];
+            r.reserve(ring);
+            for (int k = 0; k < ring; ++k) r.push_back(churn_ring_site());
+            ready.fetch_add(1);
+            // Free the oldest, then allocate: between ring - 1 and ring live.
+            for (int k = 0; k < rounds; ++k) {
+                char*& slot = r[static_cast<std::size_t>(k % ring)];
+                g_tracked.deallocate(slot, 24);
+                slot = churn_ring_site();
+            }
+        });
+    }
+    while (ready.load() != threads) std::this_thread::yield();
+    int snapshots = 0, out_of_range = 0;
+    std::int64_t lowest = threads * ring, highest = 0;
+    for (; snapshots < 200; ++snapshots) {
+        const site_figures f = figures_of("churn_ring_site");
+        lowest = std::min(lowest, f.inuse_objects);
+        highest = std::max(highest, f.inuse_objects);
+        if (f.inuse_objects < threads * (ring - 1) || f.inuse_objects > threads * ring ||
+            f.inuse_bytes != f.inuse_objects * 24)
+            ++out_of_range;
+    }
+    for (auto& th : pool) th.join();
+    INFO(snapshots << " snapshots, in use between " << lowest << " and " << highest);
+    CHECK(out_of_range == 0);
+    const site_figures f = figures_of("churn_ring_site");
+    CHECK(f.alloc_objects == threads * (ring + rounds));
+    CHECK(f.inuse_objects == threads * ring);
+    CHECK(f.stats.dropped_samples == 0);
+    for (auto& r : rings) free_tracked(r, 24);
+    CHECK(figures_of("churn_ring_site").inuse_objects == 0);
 }

@@ -345,10 +345,7 @@ namespace {
 /// True when the exact profile holds the block at p as in use.
 bool in_profile(void* p) {
     using namespace memdiag::detail::heapprof;
-    tables* t = g_profiler.current.load();
-    table_guard g(g_profiler.lock);
-    const auto addr = reinterpret_cast<std::uintptr_t>(p);
-    return t->live[t->probe(addr)].addr == addr;
+    return g_profiler.current.load()->holds(p);
 }
 }  // namespace
 

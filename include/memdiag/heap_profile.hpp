@@ -19,20 +19,20 @@
 // estimates with Go's formula, so the report, the collapsed stacks and
 // `go tool pprof` agree.
 //
-// Memory. The tables start small (about 330 KiB: a 4096-slot live table,
-// room for 1024 stacks of 24 frames, the 64 KiB free filter) and grow on
+// Memory. The tables start small (360 KiB: a live table of 16 shards of 256
+// slots, room for 1024 stacks of 24 frames, the 64 KiB free filter) and grow on
 // demand, from beneath the hooks (never the observed heap), until they would
 // pass profile_options::max_table_bytes (default 1 GiB on 64-bit targets,
 // 256 MiB on 32-bit). So exact mode (sample_interval(1)) with default options
 // records every allocation of programs with tens of millions of live blocks.
 // Cost on 64-bit targets (32-bit in brackets):
-//   per live sampled allocation  a 16 [12] byte slot, table 3/8 to 3/4 full:
-//                                21 to 43 [16 to 32] bytes
-//   per distinct stack           48 bytes + 8 to 16 bytes of index + 8 [4]
-//                                bytes per frame; the entry array and frame
-//                                arena double, so up to as much again is free
+//   per live sampled allocation  a 16 [12] byte slot, each shard 3/8 to 3/4
+//                                full: 21 to 43 [16 to 32] bytes
+//   per distinct stack           32 bytes + 8 to 16 bytes of index + 8 [4]
+//                                bytes per frame; the entry array, figures and
+//                                frame arena double, so up to as much again is free
 //   fixed                        the 64 KiB free filter
-// While the live table doubles, the old one is held too for the rehash. Only a
+// While a live shard doubles, its old table is held too for the rehash. Only a
 // sample that would take the tables past the cap (or past a count limit set
 // with max_live_samples / max_stacks, or whose memory is refused) is dropped,
 // counted in dropped_samples (heap_profiler::stats()); then the text report
@@ -55,12 +55,16 @@
 //
 // Cost. Frees of blocks that were never sampled stay on the fast path: one
 // lock-free load from a small counting filter indexed by the address hash
-// (saturating 8-bit counters); only filter hits take the table lock. Recording
-// a sample captures the stack (stack.hpp; build with -fno-omit-frame-pointer
-// for the fast walk) and takes a spinlock. Nothing here allocates through the
-// observed heap: tables come from internal_malloc, snapshots use internal
-// containers inside an internal_section, so a snapshot can be written right
-// after a budget breach or an allocation failure.
+// (saturating 8-bit counters); only filter hits take a lock: the lock of the
+// block's live shard (one of 16, by address). Recording a sample captures the
+// stack (stack.hpp; build with -fno-omit-frame-pointer for the fast walk) and
+// takes its shard's spinlock; the stack table's lock only for a stack the
+// thread has not recorded lately. A snapshot holds every lock while it copies
+// the stacks and adds up the live entries (about 0.1 s for 10 million).
+// Nothing here allocates through the observed heap: tables come from
+// internal_malloc, snapshots use internal containers inside an
+// internal_section, so a snapshot can be written right after a budget breach
+// or an allocation failure.
 //
 // Limits. Events of threads that have no memdiag thread state (while they are
 // created or after they exit) are not sampled, and frees there are not seen;
@@ -149,17 +153,20 @@ public:
         detail::heapprof::tables* t = g_profiler.current.load(std::memory_order_acquire);
         st.running = g_profiler.running.load(std::memory_order_relaxed);
         if (t == nullptr) return st;
+        // The stack lock, then every shard's: figures consistent across shards.
         detail::heapprof::table_guard g(g_profiler.lock);
+        t->lock_shards();
         st.sample_interval = t->interval;
-        st.samples = t->samples;
-        st.dropped_samples = t->dropped;
+        st.samples = t->samples_total();
+        st.dropped_samples = t->dropped_total();
         st.reentrant_events = detail::g_reentrant_events.load(std::memory_order_relaxed);
-        st.live_samples = t->live_count;
+        st.live_samples = t->live_total();
         st.stacks = t->stack_count;
         st.max_live_samples = t->max_live;
         st.max_stacks = t->max_stacks;
         st.table_bytes = t->bytes();
         st.max_table_bytes = t->max_bytes;
+        t->unlock_shards();
 #endif
         return st;
     }

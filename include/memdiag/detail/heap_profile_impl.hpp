@@ -105,14 +105,20 @@ MEMDIAG_IMPL result heap_profiler::start_tables(const profile_options& options) 
         // One set of tables for the process, reconfigured: a thread may
         // still hold a pointer to it, so it is never freed.
         table_guard g(g_profiler.lock);
+        t->lock_shards();
         t->configure(depth, live, stacks, bytes);
         t->clear();
         t->interval = interval;
+        t->unlock_shards();
     } else {
-        void* mem = internal_malloc(sizeof(tables));
+        // The shards are cache-line aligned; internal_malloc gives less.
+        void* mem = internal_malloc(sizeof(tables) + alignof(tables));
         if (mem == nullptr) return result::failure("cannot start the heap profiler: out of memory");
-        tables* fresh = new (mem) tables();
+        const std::uintptr_t at = (reinterpret_cast<std::uintptr_t>(mem) + alignof(tables) - 1) &
+                                  ~static_cast<std::uintptr_t>(alignof(tables) - 1);
+        tables* fresh = new (reinterpret_cast<void*>(at)) tables();
         if (!fresh->allocate()) {
+            fresh->~tables();
             internal_free(mem);
             return result::failure("cannot start the heap profiler: out of memory for its tables");
         }

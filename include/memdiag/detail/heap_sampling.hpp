@@ -26,7 +26,7 @@ namespace heapprof {
 
 /// Process-wide profiler state; constant-initialized.
 struct profiler_state {
-    table_lock lock;   ///< guards the tables' contents
+    table_lock lock;   ///< the stack lock: guards the tables' stacks (each live shard has its own)
     spinlock control;  ///< start/stop and the dump settings
     std::atomic<tables*> current{nullptr};
     std::uint32_t epoch = 0;  ///< the current (or last) run number; under control
@@ -47,11 +47,17 @@ inline profiler_state g_profiler;
 
 /// The profiler's part in fork handling (thread_state.hpp): its locks are held
 /// across fork, so the child never finds one held by a thread it does not have.
+/// Order: control, the stack lock, the shards in index order (control keeps
+/// `current` from changing in between).
 inline void fork_lock() noexcept {
     g_profiler.control.lock();
     g_profiler.lock.lock();
+    if (tables* t = g_profiler.current.load(std::memory_order_acquire))
+        for (live_shard& s : t->shards) s.lock.lock();
 }
 inline void fork_unlock() noexcept {
+    if (tables* t = g_profiler.current.load(std::memory_order_acquire))
+        for (std::size_t k = live_shards; k-- != 0;) t->shards[k].lock.unlock();
     g_profiler.lock.unlock();
     g_profiler.control.unlock();
 }
@@ -128,7 +134,7 @@ inline void resize_reserve(tables* t) noexcept {
 }
 
 /// Whether the tables hold more stacks or frames than the emergency reserve
-/// covers (resize_reserve then grows it, outside the lock). Lock held.
+/// covers (resize_reserve then grows it, outside the lock). Stack lock held.
 inline bool outgrows_reserve(const tables& t) noexcept {
     return t.stack_count > g_profiler.reserve_stacks.load(std::memory_order_relaxed) ||
            t.frames_used > g_profiler.reserve_frames.load(std::memory_order_relaxed);
@@ -162,10 +168,12 @@ inline std::uint32_t code_table_seq() noexcept {
 MEMDIAG_NO_SANITIZE_ADDRESS MEMDIAG_WALK_INLINE walk_result walk_and_hash(std::uintptr_t frame, std::uintptr_t low,
                                                                           std::uintptr_t high, std::uintptr_t* out,
                                                                           std::size_t max_frames,
-                                                                          std::uint64_t& hash) noexcept {
+                                                                          std::uint64_t& hash,
+                                                                          std::uintptr_t& sum) noexcept {
     constexpr std::uintptr_t record = 2 * sizeof(std::uintptr_t);
     walk_result r{0, 0, walk_end::full};
     frames_hasher hs;
+    std::uintptr_t total = 0;
     while (r.count < max_frames) {
         if ((frame & (sizeof(std::uintptr_t) - 1)) != 0 || frame < low || high < record || frame > high - record) {
             r.end = walk_end::broken;
@@ -185,6 +193,7 @@ MEMDIAG_NO_SANITIZE_ADDRESS MEMDIAG_WALK_INLINE walk_result walk_and_hash(std::u
         out[r.count++] = ra;
         ++r.walked;
         hs.add(ra);
+        total += ra;
         if (next == 0) {
             r.end = r.count < max_frames ? walk_end::outermost : walk_end::full;
             break;
@@ -196,10 +205,33 @@ MEMDIAG_NO_SANITIZE_ADDRESS MEMDIAG_WALK_INLINE walk_result walk_and_hash(std::u
         frame = next;
     }
     hash = hs.done(r.count);
+    sum = total;
     return r;
 }
 #undef MEMDIAG_WALK_INLINE
 #endif
+
+/// A thread's recently recorded stacks: frame hash -> stack id, so that a
+/// sample of a stack seen lately takes only its live shard's lock, not the
+/// stack lock that every thread's samples would otherwise meet at (perf,
+/// issue 15: with more threads than CPUs, its holder descheduled, the others
+/// spun and yielded). An entry holds only for the code table version it was
+/// checked under and the tables' generation (a restart clears them; the
+/// shard lock re-checks it). It is filled from a stack table lookup that
+/// compared every frame; a hit compares the 64-bit hash, the depth and the
+/// sum of the frames, so two stacks of one thread agreeing on all three
+/// (about 2^-64 per pair) is the only way to be wrong.
+struct stack_cache_entry {
+    std::uint64_t hash;
+    std::uintptr_t sum;
+    std::uint32_t id, seq, gen, depth;
+};
+inline constexpr std::size_t stack_cache_size = 32;
+struct stack_cache {
+    stack_cache_entry e[stack_cache_size];
+};
+/// Zero-initialized (generation 0 is never current): 1 KiB per thread on 64-bit.
+inline thread_local stack_cache tls_stack_cache MEMDIAG_TLS_FAST = {};
 
 /// Captures the stack and enters a sampled allocation in the tables.
 ///
@@ -213,27 +245,45 @@ MEMDIAG_NO_SANITIZE_ADDRESS MEMDIAG_WALK_INLINE walk_result walk_and_hash(std::u
 MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
     tables* t = g_profiler.current.load(std::memory_order_acquire);
     if (t == nullptr) return;
-    t->prefetch_slot(p);     // loads while the stack is captured
-    internal_section quiet;  // first capture on a thread may look up its stack bounds
+    t->shard_of(p).prefetch(p);  // loads while the stack is captured
+    internal_section quiet;      // first capture on a thread may look up its stack bounds
     std::uintptr_t f[max_capture];
     const std::size_t max_frames = t->max_depth.load(std::memory_order_relaxed) + internal_frames;
     bool outgrown = false;
+    long id = -1;
     std::uint32_t seq = code_table_seq();
 #if MEMDIAG_HAS_FRAME_WALK
     if (seq != 0) {
         const stack_bounds b = current_stack_bounds();
         // This function's record first: the frames capture_stack(.., skip 1) returns.
         std::uint64_t h = 0;
+        std::uintptr_t sum = 0;
         const walk_result r = walk_and_hash(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)), b.low,
-                                            b.high, f, max_frames, h);
+                                            b.high, f, max_frames, h, sum);
         if (!walk_needs_unwinder(r)) {
-            bool known;
+            stack_cache_entry& c = tls_stack_cache.e[static_cast<std::size_t>(h >> 32) & (stack_cache_size - 1)];
+            if (c.hash == h && c.sum == sum && c.depth == r.count && c.seq == seq &&
+                t->add_live(p, size, c.id, c.gen, true))
+                return;  // add_live refused a stale generation: look it up
+            std::uint32_t gen;
             {
                 table_guard g(g_profiler.lock);
-                known = t->insert_known(p, size, f, r.count, h, seq);
-                outgrown = known && outgrows_reserve(*t);
+                id = t->known_stack(f, r.count, h, seq);
+                gen = t->generation.load(std::memory_order_relaxed);
+                outgrown = id >= 0 && outgrows_reserve(*t);
             }
-            if (known) {
+            if (id >= 0) {
+                // The hash last: a signal handler sampling on this thread
+                // never sees a half-written entry as valid.
+                c.hash = 0;
+                std::atomic_signal_fence(std::memory_order_seq_cst);
+                c = stack_cache_entry{0, sum, static_cast<std::uint32_t>(id), seq, gen,
+                                      static_cast<std::uint32_t>(r.count)};
+                std::atomic_signal_fence(std::memory_order_seq_cst);
+                c.hash = h;
+                // Refused only when a restart cleared the tables meanwhile:
+                // the sample belonged to the run that ended.
+                t->add_live(p, size, static_cast<std::uint32_t>(id), gen);
                 if (MEMDIAG_UNLIKELY(outgrown)) resize_reserve(t);
                 return;
             }
@@ -246,11 +296,15 @@ MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
     // Checked under version seq only if the table stayed the same throughout.
     const bool checked = seq != 0 && code_table_seq() == seq;
     const std::uint64_t h = frames_hash(f, n);
+    std::uint32_t gen;
     {
         table_guard g(g_profiler.lock);
-        t->insert(p, size, f, n, h, checked, seq);
+        id = t->intern_stack(f, n, h, checked, seq);
+        gen = t->generation.load(std::memory_order_relaxed);
         outgrown = outgrows_reserve(*t);
     }
+    // The stack lock is released first: a thread holds one table lock at a time.
+    if (id >= 0) t->add_live(p, size, static_cast<std::uint32_t>(id), gen);
     if (MEMDIAG_UNLIKELY(outgrown)) resize_reserve(t);
 }
 
@@ -288,16 +342,14 @@ inline void on_allocated(thread_state* s, void* p, std::size_t size) noexcept {
     record_sample(p, size);
 }
 
-MEMDIAG_COLD inline void forget_block(tables* t, void* p) noexcept {
-    table_guard g(g_profiler.lock);
-    t->remove(p);
-}
+MEMDIAG_COLD inline void forget_block(tables* t, void* p) noexcept { t->remove(p); }
 
-/// profile_freed handler: a lock-free filter test; only possible hits lock.
+/// profile_freed handler: a lock-free filter test; only possible hits lock,
+/// and only the block's shard.
 inline void on_freed(void* p) noexcept {
     tables* t = g_profiler.current.load(std::memory_order_acquire);
     if (t == nullptr || MEMDIAG_LIKELY(t->cell(p).load(std::memory_order_relaxed) == 0)) return;
-    t->prefetch_slot(p);  // loads while the lock is taken
+    t->shard_of(p).prefetch(p);  // loads while the lock is taken
     forget_block(t, p);
 }
 }  // namespace heapprof

@@ -64,15 +64,36 @@ inline bool is_allocator_frame(const char* name, std::size_t n) noexcept {
     return detail::is_allocation_frame(name, n);
 }
 
+/// A stack as a snapshot copies it: where its frames are, and its figures.
+struct stack_row {
+    std::uint32_t frames_at;
+    std::uint16_t depth;
+    std::int64_t alloc_objects, alloc_bytes, inuse_objects, inuse_bytes;
+};
+
+/// Holds the stack lock and then every live shard's lock (in index order):
+/// the whole tables stand still, so the copy is consistent across shards.
+class all_tables_guard {
+public:
+    explicit all_tables_guard(tables& t) noexcept : stacks_(g_profiler.lock), t_(t) { t_.lock_shards(); }
+    ~all_tables_guard() { t_.unlock_shards(); }
+    all_tables_guard(const all_tables_guard&) = delete;
+    all_tables_guard& operator=(const all_tables_guard&) = delete;
+
+private:
+    table_guard stacks_;
+    tables& t_;
+};
+
 /// Copies the tables and builds the trimmed, merged samples. False when the
 /// profiler never started. May throw std::bad_alloc (internal memory exhausted).
 inline bool take_snapshot(snapshot_data& out) {
     internal_section quiet;
     tables* t = g_profiler.current.load(std::memory_order_acquire);
     if (t == nullptr) return false;
-    internal_vector<stack_entry> stacks;
+    internal_vector<stack_row> stacks;
     std::size_t max_depth = 0;
-    // Copy under the lock, quickly; everything slow happens after. The copies
+    // Copy under the locks, quickly; everything slow happens after. The copies
     // are sized from what the tables hold now, not from their capacity
     // (max_stacks): after an allocation failure only the reserve is left.
     // Stacks and frames are append-only, so when more arrived between sizing
@@ -90,21 +111,34 @@ inline bool take_snapshot(snapshot_data& out) {
         want_frames += want_frames / 8 + 64 * max_capture;
         stacks.reserve(want_stacks);
         out.frames.reserve(want_frames);
-        table_guard g(g_profiler.lock);
+        all_tables_guard g(*t);
         if (attempt < 3 && (t->stack_count > want_stacks || t->frames_used > want_frames)) continue;
         std::size_t n = t->stack_count < want_stacks ? t->stack_count : want_stacks;
         while (n != 0 && t->stacks[n - 1].frames_at + t->stacks[n - 1].depth > want_frames) --n;
         const std::size_t nf = n == 0 ? 0 : t->stacks[n - 1].frames_at + t->stacks[n - 1].depth;
-        stacks.assign(t->stacks, t->stacks + n);
+        stacks.clear();
+        for (std::size_t k = 0; k < n; ++k) {
+            const stack_figures& fig = t->figures_of(static_cast<std::uint32_t>(k));
+            stacks.push_back(stack_row{t->stacks[k].frames_at, t->stacks[k].depth,
+                                       fig.alloc_objects.load(std::memory_order_relaxed),
+                                       fig.alloc_bytes.load(std::memory_order_relaxed), 0, 0});
+        }
+        // In use: the live entries added up (samples of stacks past n are dropped below).
+        t->for_each_live([&stacks, n](std::uint32_t id, std::size_t size) {
+            if (id >= n) return;
+            ++stacks[id].inuse_objects;
+            stacks[id].inuse_bytes += static_cast<std::int64_t>(size);
+        });
         out.frames.assign(t->frames, t->frames + nf);
         out.stats.running = g_profiler.running.load(std::memory_order_relaxed);
         out.stats.sample_interval = t->interval;
-        out.stats.samples = t->samples;
-        out.stats.dropped_samples = t->dropped;
+        out.stats.samples = t->samples_total();
+        out.stats.dropped_samples = t->dropped_total();
         for (std::size_t k = n; k < t->stack_count; ++k)
-            out.stats.dropped_samples += static_cast<std::uint64_t>(t->stacks[k].alloc_objects);
+            out.stats.dropped_samples += static_cast<std::uint64_t>(
+                t->figures_of(static_cast<std::uint32_t>(k)).alloc_objects.load(std::memory_order_relaxed));
         out.stats.reentrant_events = g_reentrant_events.load(std::memory_order_relaxed);
-        out.stats.live_samples = t->live_count;
+        out.stats.live_samples = t->live_total();
         out.stats.stacks = t->stack_count;
         out.stats.max_live_samples = t->max_live;
         out.stats.max_stacks = t->max_stacks;
@@ -125,7 +159,7 @@ inline bool take_snapshot(snapshot_data& out) {
     internal_vector<std::uint32_t> merged(cap, 0);  // slot -> sample index + 1
     internal_vector<std::uint64_t> merged_hash;
     out.samples.reserve(stacks.size());
-    for (const stack_entry& e : stacks) {
+    for (const stack_row& e : stacks) {
         if (e.alloc_objects == 0) continue;
         const std::uintptr_t* f = out.frames.data() + e.frames_at;
         std::size_t begin = 0;
@@ -281,10 +315,13 @@ inline void update_reserve() noexcept {
 
 /// fatal_signal.hpp's view of the profiler; these run in a signal handler.
 inline bool signal_tables_lockable() noexcept {
+    tables* t = g_profiler.current.load(std::memory_order_acquire);
     for (int i = 0; i < 200; ++i) {  // 200 x 1 ms
         if (g_profiler.lock.try_lock()) {
+            const bool shards = t == nullptr || t->try_lock_shards();
+            if (shards && t != nullptr) t->unlock_shards_untracked();
             g_profiler.lock.unlock();
-            return true;
+            if (shards) return true;
         }
 #if MEMDIAG_POSIX
         struct timespec ms = {0, 1000000};

@@ -1,7 +1,7 @@
 // memdiag/detail/heap_tables.hpp - the heap profiler's tables: live sampled
-// blocks by address, distinct stacks with their figures, the frame arena and
-// the free filter, plus the lock that guards them. Part of heap_profile.hpp;
-// the memory they take is stated there.
+// blocks by address (in shards, each with its own lock), distinct stacks with
+// their figures, the frame arena and the free filter. Part of
+// heap_profile.hpp; the memory they take is stated there.
 #pragma once
 
 #include <atomic>
@@ -27,8 +27,14 @@ namespace heapprof {
 inline constexpr std::size_t internal_frames = 12;
 /// Largest capture: max_depth 128 plus memdiag's frames.
 inline constexpr std::size_t max_capture = 128 + internal_frames;
-/// The live table's first size: 4096 slots (64 KiB on 64-bit).
-inline constexpr unsigned initial_live_bits = 12;
+/// The live table is split in live_shards shards by address, each with its
+/// own lock and table that grows on its own: a free of a sampled block takes
+/// only its shard's lock, so threads freeing blocks of different shards never
+/// wait for each other, nor for a thread interning a stack.
+inline constexpr unsigned shard_bits = 4;
+inline constexpr std::size_t live_shards = std::size_t{1} << shard_bits;
+/// A shard's first size: 256 slots (4 KiB on 64-bit; 64 KiB for all shards).
+inline constexpr unsigned initial_live_bits = 8;
 /// The stack table's first capacity; its index starts at twice that.
 inline constexpr std::size_t initial_stacks = 1024;
 /// Average frames per stack the frame arena first holds room for.
@@ -72,9 +78,34 @@ struct stack_entry {
     /// under the code table version tables::checked_seq, so an unchecked walk
     /// that finds exactly these frames needs no check (record_sample).
     std::uint16_t checked;
-    std::int64_t alloc_objects, alloc_bytes, inuse_objects, inuse_bytes;
 };
 static_assert(max_capture <= 0xffff, "stack_entry::depth is 16 bits");
+
+/// A stack's allocated figures (raw, unscaled): 16 bytes. Kept apart from
+/// stack_entry, in chunks that never move (figures_place), because they are
+/// updated under a live shard's lock, not the stack lock: shards update one
+/// stack's figures concurrently, hence atomics (relaxed: a snapshot holds
+/// every shard lock while it reads them). The in-use figures are not kept:
+/// a snapshot adds up the live entries (for_each_live), so a free updates no
+/// figure at all, and a sample two.
+struct stack_figures {
+    std::atomic<std::int64_t> alloc_objects, alloc_bytes;
+};
+
+/// Figures chunk k holds figures_chunk0 << k stacks, so 15 chunks cover every
+/// stack id and a chunk is added (never moved) as stacks arrive.
+inline constexpr std::size_t figures_chunk0 = 1024;
+inline constexpr std::size_t figures_chunks = 15;
+static_assert((figures_chunk0 << figures_chunks) - figures_chunk0 >= max_stack_ids, "figures chunks cover every id");
+
+/// The chunk of stack id (first) and the index in it (second).
+inline void figures_place(std::uint32_t id, std::size_t& chunk, std::size_t& at) noexcept {
+    const std::size_t v = std::size_t{id} + figures_chunk0;  // at least 1024: its top bit is bit 10 or above
+    std::size_t top = 10;
+    while ((v >> (top + 1)) != 0) ++top;
+    chunk = top - 10;
+    at = v - (figures_chunk0 << chunk);
+}
 
 using filter_cell = std::atomic<std::uint8_t>;
 static_assert(sizeof(filter_cell) == 1, "the free filter is an array of one-byte atomics");
@@ -94,9 +125,27 @@ inline std::size_t pow2_at_least(std::size_t n) noexcept {
     return p;
 }
 
-/// Multiplicative hash of an address: its top bits index the tables.
+/// Multiplicative hash of an address: its top bits index a shard's table.
 MEMDIAG_ALWAYS_INLINE std::uint64_t address_hash(const void* p) noexcept {
     return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(p)) * 0x9e3779b97f4a7c15ull;
+}
+
+/// The free filter's cell of an address. Neighbouring blocks share a cache
+/// line of the filter, so a program's frees touch a few lines of it rather
+/// than a random line each (one L1 miss per free, measured); the higher bits
+/// fold in so that blocks a multiple of 1 MiB apart do not all share a cell.
+MEMDIAG_ALWAYS_INLINE std::size_t filter_index(const void* p) noexcept {
+    const auto a = reinterpret_cast<std::uintptr_t>(p);
+    return static_cast<std::size_t>((a >> 4) ^ (a >> 20)) & (filter_cells - 1);
+}
+
+/// The live shard of an address: a function of its filter cell, so that every
+/// cell belongs to one shard and is only written under that shard's lock. The
+/// cell is mixed (Fibonacci hashing of its 16 bits) rather than its low bits
+/// taken: blocks 64 or 256 bytes apart (size classes, ASan's redzones) would
+/// otherwise fill only a quarter or one of the shards.
+MEMDIAG_ALWAYS_INLINE std::size_t shard_index(const void* p) noexcept {
+    return ((filter_index(p) * std::size_t{40503}) & (filter_cells - 1)) >> (filter_bits - shard_bits);
 }
 
 /// Hash of a stack, one frame at a time (record_sample hashes while it walks).
@@ -116,93 +165,205 @@ inline std::uint64_t frames_hash(const std::uintptr_t* f, std::size_t n) noexcep
     return hs.done(n);
 }
 
+/// The tables' locks: memdiag's one spinlock (detail/spin_lock.hpp), whose
+/// guard marks the thread as holding a memdiag lock, so that an allocation or
+/// free by a signal handler that interrupts it is counted without the tables.
+using table_lock = detail::spinlock;
+using table_guard = detail::spin_guard;
+
+/// One shard of the live table: an open-addressing table of the live sampled
+/// blocks whose address falls in it, kept between 3/8 and 3/4 full, with its
+/// lock and figures. On its own cache lines: shards do not share a line.
+/// Mutated under `lock`; `count` and the hint are also read without it.
+struct alignas(64) live_shard {
+    table_lock lock;
+    unsigned bits = 0;
+    live_entry* live = nullptr;
+    std::atomic<std::size_t> count{0};  ///< live samples; written under lock, summed without
+    std::uint64_t samples = 0, dropped = 0;
+    std::uint64_t known = 0;  ///< samples of a stack found in a thread's stack cache
+    /// Times the lock was taken for a block (record or free): a test sees
+    /// which shards a free touched.
+    std::uint64_t takes = 0;
+    /// The table as last published, read without the lock to prefetch a slot
+    /// before the lock is taken (a stale pair only wastes a prefetch, which
+    /// never faults).
+    std::atomic<std::uintptr_t> hint{0};
+    std::atomic<unsigned> hint_bits{0};
+
+    std::size_t cap() const noexcept { return std::size_t{1} << bits; }
+    void publish() noexcept {
+        hint.store(reinterpret_cast<std::uintptr_t>(live), std::memory_order_relaxed);
+        hint_bits.store(bits, std::memory_order_relaxed);
+    }
+    /// Home slot of p in a table of 2^b slots: the address hash's bits below
+    /// the top shard_bits (those are not the shard's, but keep them apart).
+    static std::size_t home(std::uintptr_t p, unsigned b) noexcept {
+        return static_cast<std::size_t>((address_hash(reinterpret_cast<void*>(p)) << shard_bits) >> (64 - b));
+    }
+    /// Slot holding p, or the free slot where it would go.
+    std::size_t probe(std::uintptr_t p) const noexcept {
+        const std::size_t mask = cap() - 1;
+        std::size_t i = home(p, bits);
+        while (live[i].addr != 0 && live[i].addr != p) i = (i + 1) & mask;
+        return i;
+    }
+    /// Starts loading p's home slot into the cache. perf showed the table's
+    /// first probe (a cache miss) as most of insert and remove; recording
+    /// prefetches before capturing the stack, a free before taking the lock.
+    void prefetch(const void* p) const noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+        const std::uintptr_t base = hint.load(std::memory_order_relaxed);
+        const unsigned b = hint_bits.load(std::memory_order_relaxed);
+        if (base == 0 || b == 0) return;
+        __builtin_prefetch(
+            reinterpret_cast<const void*>(base + home(reinterpret_cast<std::uintptr_t>(p), b) * sizeof(live_entry)),
+            1);
+#else
+        (void)p;
+#endif
+    }
+};
+
 /// The profiler's tables. They start small and grow on demand (memory from
 /// beneath the hooks, never the observed heap) until their bytes() would pass
 /// max_bytes, or a count limit set in profile_options is reached; only then
-/// are new samples dropped (counted in `dropped`). Mutated under
-/// g_profiler.lock; the filter is also read lock-free by frees, and
-/// max_depth by record_sample.
+/// are new samples dropped (counted in a shard's or the stacks' `dropped`).
+///
+/// Locks: the stacks (index, entries, arena, checked flags, stack_count,
+/// frames_used, known_hits, stack_dropped) are guarded by the stack lock
+/// (g_profiler.lock); each live shard by its own lock, which also guards the
+/// stack figures it changes and its filter cells. A thread takes at most one
+/// of them at a time, except a snapshot, stats(), clear and fork, which take
+/// the stack lock and then every shard lock in index order. The filter is
+/// also read lock-free by frees, max_depth by record_sample.
 ///
 /// Memory (64-bit; 32-bit in brackets): a live sample takes one 16 [12] byte
-/// slot in a table kept between 3/8 and 3/4 full, so 21 to 43 [16 to 32]
-/// bytes; a stack takes a 48-byte entry, 8 to 16 bytes of index and its
-/// frames at 8 [4] bytes each, the entry array and the frame arena having up
-/// to as much again free after a doubling. Fixed: the 64 KiB filter. While
-/// the live table doubles, the old one is held too for the rehash.
+/// slot in a shard kept between 3/8 and 3/4 full, so 21 to 43 [16 to 32]
+/// bytes; a stack takes a 16-byte entry, 16 bytes of figures, 8 to 16 bytes
+/// of index and its frames at 8 [4] bytes each, the entry array, the figures
+/// and the frame arena having up to as much again free after a doubling.
+/// Fixed: the 64 KiB filter. While a shard doubles, its old table is held too
+/// for the rehash.
 struct tables {
     std::uint64_t interval = 0;
     std::atomic<std::size_t> max_depth{0};  ///< frames kept per stack
     std::size_t max_live = 0, max_stacks = 0;  ///< count limits; 0: none (the default)
     std::size_t max_bytes = 0;                 ///< cap on bytes()
-    unsigned live_bits = 0;
     std::size_t stack_index_cap = 0, stacks_cap = 0, frames_cap = 0;
 
-    live_entry* live = nullptr;
+    live_shard shards[live_shards];
     std::uint32_t* stack_index = nullptr;  // slot -> stack id + 1, 0 = free
     stack_entry* stacks = nullptr;
     std::uintptr_t* frames = nullptr;
     filter_cell* filter = nullptr;
+    /// Figures chunks (figures_place); a chunk is published before any id in
+    /// it is handed out, and never freed while the tables exist.
+    std::atomic<stack_figures*> figures[figures_chunks] = {};
+    std::size_t figures_cap = 0;  ///< stacks the chunks cover; stack lock
 
-    std::size_t live_count = 0, stack_count = 0, frames_used = 0;
-    std::uint64_t samples = 0, dropped = 0;
+    std::size_t stack_count = 0, frames_used = 0;
+    std::uint64_t stack_dropped = 0;  ///< samples dropped for want of a stack; stack lock
     /// The code table's sequence number (detail/os/code_ranges.hpp) the
     /// stacks' `checked` flags refer to: when the code table is rebuilt (a
     /// dlopen or dlclose), every flag is cleared and stacks are checked again.
     std::uint32_t checked_seq = 0;
-    /// Samples whose unchecked walk matched a checked stack (insert_known):
-    /// how often the checked capture was saved.
+    /// Samples whose unchecked walk matched a checked stack (known_stack):
+    /// how often the checked capture was saved (with the shards' `known`).
     std::uint64_t known_hits = 0;
-    /// The live table as last published, read without the lock to prefetch
-    /// a slot before the lock is taken (a stale pair only wastes a prefetch,
-    /// which never faults).
-    std::atomic<std::uintptr_t> live_hint{0};
-    std::atomic<unsigned> live_hint_bits{0};
+    /// Bumped by clear (every lock held): a thread's stack cache entry
+    /// (heap_sampling.hpp) names a stack id of one generation only.
+    std::atomic<std::uint32_t> generation{1};
+    /// Bytes the tables take (bytes()): reserved before memory is taken, so
+    /// that shards growing at once never pass max_bytes together.
+    std::atomic<std::size_t> used{0};
 
-    std::size_t live_cap() const noexcept { return std::size_t{1} << live_bits; }
-
-    /// Publishes the live table for prefetch_slot. Lock held.
-    void publish_live() noexcept {
-        live_hint.store(reinterpret_cast<std::uintptr_t>(live), std::memory_order_relaxed);
-        live_hint_bits.store(live_bits, std::memory_order_relaxed);
-    }
-
-    /// Starts loading p's home slot into the cache. perf showed the table's
-    /// first probe (a cache miss) as most of insert and remove; recording
-    /// prefetches before capturing the stack, a free before taking the lock.
-    void prefetch_slot(const void* p) const noexcept {
-#if defined(__GNUC__) || defined(__clang__)
-        const std::uintptr_t base = live_hint.load(std::memory_order_relaxed);
-        const unsigned bits = live_hint_bits.load(std::memory_order_relaxed);
-        if (base == 0 || bits == 0) return;
-        const auto slot = static_cast<std::uintptr_t>(address_hash(p) >> (64 - bits));
-        __builtin_prefetch(reinterpret_cast<const void*>(base + slot * sizeof(live_entry)), 1);
-#else
-        (void)p;
-#endif
-    }
+    /// The shard of an address.
+    live_shard& shard_of(const void* p) noexcept { return shards[shard_index(p)]; }
 
     /// The memory the tables take now, in bytes.
-    std::size_t bytes() const noexcept {
-        return live_cap() * sizeof(live_entry) + stack_index_cap * sizeof(std::uint32_t) +
-               stacks_cap * sizeof(stack_entry) + frames_cap * sizeof(std::uintptr_t) + filter_cells;
+    std::size_t bytes() const noexcept { return used.load(std::memory_order_relaxed); }
+    /// Reserves `more` bytes under the cap; false (nothing reserved) past it.
+    bool take_bytes(std::size_t more) noexcept {
+        std::size_t now = used.load(std::memory_order_relaxed);
+        do {
+            if (now > max_bytes || more > max_bytes - now) return false;
+        } while (!used.compare_exchange_weak(now, now + more, std::memory_order_relaxed));
+        return true;
     }
-    /// True when `more` bytes fit under the cap.
-    bool fits(std::size_t more) const noexcept {
-        const std::size_t now = bytes();
-        return now <= max_bytes && more <= max_bytes - now;
+    void give_bytes(std::size_t n) noexcept { used.fetch_sub(n, std::memory_order_relaxed); }
+
+    /// Live samples over all shards (each shard's count read without its lock:
+    /// exact when every shard lock is held).
+    std::size_t live_total() const noexcept {
+        std::size_t n = 0;
+        for (const live_shard& s : shards) n += s.count.load(std::memory_order_relaxed);
+        return n;
+    }
+    /// Bytes of the live tables over all shards. Every shard lock held.
+    std::size_t live_bytes() const noexcept {
+        std::size_t n = 0;
+        for (const live_shard& s : shards) n += s.cap() * sizeof(live_entry);
+        return n;
+    }
+    /// Samples recorded and dropped, over all shards and the stacks. Every lock held.
+    std::uint64_t samples_total() const noexcept {
+        std::uint64_t n = 0;
+        for (const live_shard& s : shards) n += s.samples;
+        return n;
+    }
+    std::uint64_t known_total() const noexcept {
+        std::uint64_t n = known_hits;
+        for (const live_shard& s : shards) n += s.known;
+        return n;
+    }
+    std::uint64_t dropped_total() const noexcept {
+        std::uint64_t n = stack_dropped;
+        for (const live_shard& s : shards) n += s.dropped;
+        return n;
+    }
+
+    /// Takes every shard lock in index order (after the stack lock), for a
+    /// consistent view of all shards: snapshot, stats, clear, fork.
+    void lock_shards() noexcept {
+        for (live_shard& s : shards) {
+            tls_head.guards += guard_lock;
+            s.lock.lock();
+        }
+    }
+    /// Releases what lock_shards took.
+    void unlock_shards() noexcept {
+        for (std::size_t k = live_shards; k-- != 0;) {
+            shards[k].lock.unlock();
+            tls_head.guards -= guard_lock;
+        }
+    }
+    /// Takes every shard lock if each is free now (never waits); false, none
+    /// held, when one is taken. For a fatal-signal handler.
+    bool try_lock_shards() noexcept {
+        for (std::size_t k = 0; k < live_shards; ++k) {
+            if (!shards[k].lock.try_lock()) {
+                while (k-- != 0) shards[k].lock.unlock();
+                return false;
+            }
+        }
+        return true;
+    }
+    void unlock_shards_untracked() noexcept {
+        for (std::size_t k = live_shards; k-- != 0;) shards[k].lock.unlock();
+    }
+
+    /// The figures of stack id (its chunk is published).
+    stack_figures& figures_of(std::uint32_t id) noexcept {
+        std::size_t c = 0, at = 0;
+        figures_place(id, c, at);
+        return figures[c].load(std::memory_order_acquire)[at];
     }
 
     /// The filter cell of an address (never 0 while the address is in the table).
-    /// Neighbouring blocks share a cache line of the filter, so a program's
-    /// frees touch a few lines of it rather than a random line each (one
-    /// L1 miss per free, measured); the higher bits fold in so that blocks
-    /// a multiple of 1 MiB apart do not all share a cell.
-    filter_cell& cell(const void* p) noexcept {
-        const auto a = reinterpret_cast<std::uintptr_t>(p);
-        return filter[((a >> 4) ^ (a >> 20)) & (filter_cells - 1)];
-    }
+    filter_cell& cell(const void* p) noexcept { return filter[filter_index(p)]; }
 
-    /// Sets the limits of a run. Lock held (or the tables not yet published).
+    /// Sets the limits of a run. Locks held (or the tables not yet published).
     void configure(std::size_t depth, std::size_t live_max, std::size_t stacks_max, std::size_t bytes_max) noexcept {
         max_depth.store(depth, std::memory_order_relaxed);
         max_live = live_max;
@@ -210,45 +371,77 @@ struct tables {
         max_bytes = bytes_max;
     }
 
-    /// Allocates the first, small tables. False when memory is short.
+    /// Allocates the first, small tables. False when memory is short (then
+    /// nothing is kept).
     bool allocate() noexcept {
-        live_bits = initial_live_bits;
         stacks_cap = initial_stacks;
         stack_index_cap = 2 * initial_stacks;
         frames_cap = initial_stacks * arena_frames_per_stack;
-        live = static_cast<live_entry*>(zeroed(live_cap() * sizeof(live_entry)));
+        figures_cap = figures_chunk0;
+        bool ok = true;
+        for (live_shard& s : shards) {
+            s.bits = initial_live_bits;
+            s.live = static_cast<live_entry*>(zeroed(s.cap() * sizeof(live_entry)));
+            ok = ok && s.live != nullptr;
+        }
         stack_index = static_cast<std::uint32_t*>(zeroed(stack_index_cap * sizeof(std::uint32_t)));
         stacks = static_cast<stack_entry*>(zeroed(stacks_cap * sizeof(stack_entry)));
         frames = static_cast<std::uintptr_t*>(zeroed(frames_cap * sizeof(std::uintptr_t)));
         filter = static_cast<filter_cell*>(zeroed(filter_cells));
-        if (live && stack_index && stacks && frames && filter) {
-            publish_live();
+        auto* fig0 = static_cast<stack_figures*>(zeroed(figures_chunk0 * sizeof(stack_figures)));
+        figures[0].store(fig0, std::memory_order_release);
+        if (ok && stack_index && stacks && frames && filter && fig0) {
+            for (live_shard& s : shards) s.publish();
+            used.store(live_shards * (std::size_t{1} << initial_live_bits) * sizeof(live_entry) +
+                           stack_index_cap * sizeof(std::uint32_t) + stacks_cap * sizeof(stack_entry) +
+                           frames_cap * sizeof(std::uintptr_t) + filter_cells +
+                           figures_chunk0 * sizeof(stack_figures),
+                       std::memory_order_relaxed);
             return true;
         }
-        internal_free(live);
+        release();
+        return false;
+    }
+
+    /// Frees every table (the tables' owner is done with them: tests).
+    void release() noexcept {
+        for (live_shard& s : shards) {
+            internal_free(s.live);
+            s.live = nullptr;
+            s.hint.store(0, std::memory_order_relaxed);
+        }
         internal_free(stack_index);
         internal_free(stacks);
         internal_free(frames);
         internal_free(filter);
-        live = nullptr, stack_index = nullptr, stacks = nullptr, frames = nullptr, filter = nullptr;
-        return false;
+        for (auto& c : figures) internal_free(c.exchange(nullptr, std::memory_order_relaxed));
+        stack_index = nullptr, stacks = nullptr, frames = nullptr, filter = nullptr;
+        used.store(0, std::memory_order_relaxed);
     }
 
     /// Empties the tables for a new run and gives grown memory back (back to
     /// the first sizes; where that memory is refused, the bigger arrays are
-    /// kept and zeroed). Lock held.
+    /// kept and zeroed). The stack lock and every shard lock held.
     void clear() noexcept {
-        if (live_bits != initial_live_bits) {
-            if (void* z = zeroed((std::size_t{1} << initial_live_bits) * sizeof(live_entry))) {
-                internal_free(live);
-                live = static_cast<live_entry*>(z);
-                live_bits = initial_live_bits;
-                publish_live();
+        for (live_shard& s : shards) {
+            if (s.bits != initial_live_bits) {
+                if (void* z = zeroed((std::size_t{1} << initial_live_bits) * sizeof(live_entry))) {
+                    give_bytes(s.cap() * sizeof(live_entry));
+                    used.fetch_add((std::size_t{1} << initial_live_bits) * sizeof(live_entry));
+                    internal_free(s.live);
+                    s.live = static_cast<live_entry*>(z);
+                    s.bits = initial_live_bits;
+                    s.publish();
+                }
             }
+            std::memset(static_cast<void*>(s.live), 0, s.cap() * sizeof(live_entry));
+            s.count.store(0, std::memory_order_relaxed);
+            s.samples = s.dropped = s.known = 0;
         }
         if (stack_index_cap != 2 * initial_stacks) {
             if (void* z = zeroed(2 * initial_stacks * sizeof(std::uint32_t))) {
                 internal_free(stack_index);
+                give_bytes((stack_index_cap - 2 * initial_stacks) * sizeof(std::uint32_t));
                 stack_index = static_cast<std::uint32_t*>(z);
                 stack_index_cap = 2 * initial_stacks;
             }
@@ -256,6 +449,7 @@ struct tables {
         if (stacks_cap != initial_stacks) {
             if (void* q = internal_realloc(stacks, initial_stacks * sizeof(stack_entry))) {
                 stacks = static_cast<stack_entry*>(q);
+                give_bytes((stacks_cap - initial_stacks) * sizeof(stack_entry));
                 stacks_cap = initial_stacks;
                 if (stack_count > stacks_cap) stack_count = stacks_cap;
             }
@@ -263,37 +457,71 @@ struct tables {
         if (frames_cap != initial_stacks * arena_frames_per_stack) {
             if (void* q = internal_realloc(frames, initial_stacks * arena_frames_per_stack * sizeof(std::uintptr_t))) {
                 frames = static_cast<std::uintptr_t*>(q);
+                give_bytes((frames_cap - initial_stacks * arena_frames_per_stack) * sizeof(std::uintptr_t));
                 frames_cap = initial_stacks * arena_frames_per_stack;
             }
         }
-        std::memset(static_cast<void*>(live), 0, live_cap() * sizeof(live_entry));
+        // Figures beyond the first chunk go; the first is zeroed where used.
+        for (std::size_t c = 1; c < figures_chunks; ++c) {
+            if (stack_figures* q = figures[c].exchange(nullptr, std::memory_order_relaxed)) {
+                internal_free(q);
+                give_bytes((figures_chunk0 << c) * sizeof(stack_figures));
+            }
+        }
+        figures_cap = figures_chunk0;
+        std::memset(static_cast<void*>(figures[0].load(std::memory_order_relaxed)), 0,
+                    figures_chunk0 * sizeof(stack_figures));
         std::memset(stack_index, 0, stack_index_cap * sizeof(std::uint32_t));
         std::memset(static_cast<void*>(stacks), 0, stack_count * sizeof(stack_entry));
         // Frees read the filter without the lock: atomic stores, only where set.
         for (std::size_t i = 0; i < filter_cells; ++i)
             if (filter[i].load(std::memory_order_relaxed) != 0) filter[i].store(0, std::memory_order_relaxed);
-        live_count = stack_count = frames_used = 0;
-        samples = dropped = 0;
+        stack_count = frames_used = 0;
+        stack_dropped = 0;
         checked_seq = 0;
         known_hits = 0;
+        std::uint32_t g = generation.load(std::memory_order_relaxed) + 1;
+        generation.store(g != 0 ? g : 1, std::memory_order_relaxed);
     }
 
-    /// Doubles the stack entries (realloc keeps them). Lock held.
+    /// Doubles the stack entries (realloc keeps them). Stack lock held.
     bool grow_stacks() noexcept {
-        if (!fits(stacks_cap * sizeof(stack_entry))) return false;
+        if (!take_bytes(stacks_cap * sizeof(stack_entry))) return false;
         void* q = internal_realloc(stacks, 2 * stacks_cap * sizeof(stack_entry));
-        if (q == nullptr) return false;
+        if (q == nullptr) {
+            give_bytes(stacks_cap * sizeof(stack_entry));
+            return false;
+        }
         stacks = static_cast<stack_entry*>(q);
         stacks_cap *= 2;
         return true;
     }
 
-    /// Doubles the stack index, re-entering every stack by its hash. Lock held.
+    /// Adds the next figures chunk. Stack lock held.
+    bool grow_figures() noexcept {
+        std::size_t c = 0, at = 0;
+        figures_place(static_cast<std::uint32_t>(figures_cap), c, at);
+        const std::size_t n = figures_chunk0 << c;
+        if (!take_bytes(n * sizeof(stack_figures))) return false;
+        auto* q = static_cast<stack_figures*>(zeroed(n * sizeof(stack_figures)));
+        if (q == nullptr) {
+            give_bytes(n * sizeof(stack_figures));
+            return false;
+        }
+        figures[c].store(q, std::memory_order_release);
+        figures_cap += n;
+        return true;
+    }
+
+    /// Doubles the stack index, re-entering every stack by its hash. Stack lock held.
     bool grow_index() noexcept {
-        if (!fits(stack_index_cap * sizeof(std::uint32_t))) return false;
+        if (!take_bytes(stack_index_cap * sizeof(std::uint32_t))) return false;
         const std::size_t cap = 2 * stack_index_cap;
         auto* bigger = static_cast<std::uint32_t*>(zeroed(cap * sizeof(std::uint32_t)));
-        if (bigger == nullptr) return false;
+        if (bigger == nullptr) {
+            give_bytes(stack_index_cap * sizeof(std::uint32_t));
+            return false;
+        }
         for (std::size_t id = 0; id < stack_count; ++id) {
             std::size_t i = static_cast<std::size_t>(stacks[id].hash) & (cap - 1);
             while (bigger[i] != 0) i = (i + 1) & (cap - 1);
@@ -305,14 +533,17 @@ struct tables {
         return true;
     }
 
-    /// Makes room for n more frames in the arena (doubling). Lock held.
+    /// Makes room for n more frames in the arena (doubling). Stack lock held.
     bool grow_frames(std::size_t n) noexcept {
         std::size_t cap = 2 * frames_cap;
         if (cap - frames_used < n) cap = frames_used + n;
         // frames_at is 32 bits (the shifts avoid an always-false compare on 32-bit).
-        if (((cap >> 16) >> 16) != 0 || !fits((cap - frames_cap) * sizeof(std::uintptr_t))) return false;
+        if (((cap >> 16) >> 16) != 0 || !take_bytes((cap - frames_cap) * sizeof(std::uintptr_t))) return false;
         void* q = internal_realloc(frames, cap * sizeof(std::uintptr_t));
-        if (q == nullptr) return false;
+        if (q == nullptr) {
+            give_bytes((cap - frames_cap) * sizeof(std::uintptr_t));
+            return false;
+        }
         frames = static_cast<std::uintptr_t*>(q);
         frames_cap = cap;
         return true;
@@ -333,7 +564,7 @@ struct tables {
     }
 
     /// Makes the checked flags refer to code table version seq (clearing them
-    /// all when it moved). Lock held.
+    /// all when it moved). Stack lock held.
     void check_against(std::uint32_t seq) noexcept {
         if (seq == checked_seq) return;
         for (std::size_t id = 0; id < stack_count; ++id) stacks[id].checked = 0;
@@ -341,16 +572,20 @@ struct tables {
     }
 
     /// The id of frames[0, n) if it is interned and checked under code table
-    /// version seq; -1 otherwise (then the caller captures with checks).
-    long find_checked(const std::uintptr_t* f, std::size_t n, std::uint64_t h, std::uint32_t seq) noexcept {
+    /// version seq (counted in known_hits); -1 otherwise (then the caller
+    /// captures with checks). Stack lock held.
+    long known_stack(const std::uintptr_t* f, std::size_t n, std::uint64_t h, std::uint32_t seq) noexcept {
         check_against(seq);
         const std::uint32_t slot = stack_index[find_stack(f, n, h)];
-        return slot != 0 && stacks[slot - 1].checked != 0 ? static_cast<long>(slot - 1) : -1;
+        if (slot == 0 || stacks[slot - 1].checked == 0) return -1;
+        ++known_hits;
+        return static_cast<long>(slot - 1);
     }
 
     /// The stack id of frames[0, n), added when new; -1 when it cannot be
-    /// added (a limit reached or memory short). `checked`: the frames come
-    /// from a checked capture under code table version seq.
+    /// added (a limit reached or memory short: the sample is counted as
+    /// dropped). `checked`: the frames come from a checked capture under code
+    /// table version seq. Stack lock held.
     long intern_stack(const std::uintptr_t* f, std::size_t n, std::uint64_t h, bool checked = false,
                       std::uint32_t seq = 0) noexcept {
         if (checked) check_against(seq);
@@ -360,152 +595,134 @@ struct tables {
             if (checked) stacks[id].checked = 1;
             return static_cast<long>(id);
         }
-        if ((max_stacks != 0 && stack_count >= max_stacks) || stack_count >= max_stack_ids) return -1;
-        if (stack_count == stacks_cap && !grow_stacks()) return -1;
-        if (frames_cap - frames_used < n && !grow_frames(n)) return -1;
+        if ((max_stacks != 0 && stack_count >= max_stacks) || stack_count >= max_stack_ids ||
+            (stack_count == stacks_cap && !grow_stacks()) || (stack_count == figures_cap && !grow_figures()) ||
+            (frames_cap - frames_used < n && !grow_frames(n))) {
+            ++stack_dropped;
+            return -1;
+        }
         if (2 * (stack_count + 1) > stack_index_cap) {  // keep the index at most half full
-            if (!grow_index()) return -1;
+            if (!grow_index()) {
+                ++stack_dropped;
+                return -1;
+            }
             const std::size_t mask = stack_index_cap - 1;
             for (i = static_cast<std::size_t>(h) & mask; stack_index[i] != 0;) i = (i + 1) & mask;
         }
         const auto id = static_cast<std::uint32_t>(stack_count++);
-        stack_entry& e = stacks[id];
-        e = stack_entry{h, static_cast<std::uint32_t>(frames_used), static_cast<std::uint16_t>(n),
-                        static_cast<std::uint16_t>(checked ? 1 : 0), 0, 0, 0, 0};
+        stacks[id] = stack_entry{h, static_cast<std::uint32_t>(frames_used), static_cast<std::uint16_t>(n),
+                                 static_cast<std::uint16_t>(checked ? 1 : 0)};
         if (n != 0) std::memcpy(frames + frames_used, f, n * sizeof(std::uintptr_t));
         frames_used += n;
         stack_index[i] = id + 1;
         return static_cast<long>(id);
     }
 
-    /// Slot holding p, or the free slot where it would go.
-    std::size_t probe(std::uintptr_t p) const noexcept {
-        const std::size_t mask = live_cap() - 1;
-        std::size_t i = static_cast<std::size_t>(address_hash(reinterpret_cast<void*>(p)) >> (64 - live_bits));
-        while (live[i].addr != 0 && live[i].addr != p) i = (i + 1) & mask;
-        return i;
-    }
-
-    /// Doubles the live table (rehashing). False at the cap or when memory is
-    /// short. Lock held.
-    bool grow_live() noexcept {
-        if (live_bits >= 8 * sizeof(std::size_t) - 2 || !fits(live_cap() * sizeof(live_entry))) return false;
-        const unsigned bits = live_bits + 1;
+    /// Doubles shard s's table (rehashing). False at the cap or when memory is
+    /// short. Its lock held.
+    bool grow_live(live_shard& s) noexcept {
+        if (s.bits >= 8 * sizeof(std::size_t) - 2 - shard_bits || !take_bytes(s.cap() * sizeof(live_entry)))
+            return false;
+        const unsigned bits = s.bits + 1;
         auto* bigger = static_cast<live_entry*>(zeroed((std::size_t{1} << bits) * sizeof(live_entry)));
-        if (bigger == nullptr) return false;
-        live_entry* old = live;
-        const std::size_t old_cap = live_cap();
-        live = bigger;
-        live_bits = bits;
+        if (bigger == nullptr) {
+            give_bytes(s.cap() * sizeof(live_entry));
+            return false;
+        }
+        live_entry* old = s.live;
+        const std::size_t old_cap = s.cap();
+        s.live = bigger;
+        s.bits = bits;
         for (std::size_t k = 0; k < old_cap; ++k)
-            if (old[k].addr != 0) live[probe(old[k].addr)] = old[k];
-        publish_live();
+            if (old[k].addr != 0) s.live[s.probe(old[k].addr)] = old[k];
+        s.publish();
         internal_free(old);
         return true;
     }
 
-    /// The slot a new sample of p goes to (replacing: p is there already,
-    /// freed where we could not see it); live_cap() when it is dropped
-    /// (counted). Grows the live table when needed. Lock held.
-    std::size_t slot_for(std::uintptr_t p, bool& replacing) noexcept {
+    /// Enters a sampled block under stack id in its shard (replacing an entry
+    /// for the same address: that block was freed where we could not see
+    /// it), or counts it as dropped when the shard cannot grow or max_live is
+    /// reached. Takes the shard's lock (the caller holds no table lock).
+    /// `gen`: the generation the id belongs to (read under the stack lock, or
+    /// a thread's stack cache: `cached`, counted in the shard's `known`);
+    /// false, nothing done, when the tables were cleared since.
+    bool add_live(void* ptr, std::size_t size, std::uint32_t id, std::uint32_t gen, bool cached = false) noexcept {
+        live_shard& s = shard_of(ptr);
+        const auto p = reinterpret_cast<std::uintptr_t>(ptr);
+        table_guard g(s.lock);
+        // clear holds this lock: under it the generation stands still, and an
+        // id of this generation has its figures chunk.
+        if (gen != generation.load(std::memory_order_relaxed)) return false;
+        if (cached) ++s.known;
+        ++s.takes;
+        const std::size_t n = s.count.load(std::memory_order_relaxed);
         // Keep the load at most 3/4 (linear probes stay short): grow, or drop.
-        if (4 * (live_count + 1) > 3 * live_cap() && !grow_live()) {
-            ++dropped;
-            return live_cap();
+        if (4 * (n + 1) > 3 * s.cap() && !grow_live(s)) {
+            ++s.dropped;
+            return true;
         }
-        const std::size_t i = probe(p);
-        replacing = live[i].addr == p;
-        if (!replacing && max_live != 0 && live_count >= max_live) {
-            ++dropped;
-            return live_cap();
-        }
-        return i;
-    }
-
-    /// Enters p in slot i (from slot_for) under stack id. Lock held.
-    void commit(std::size_t i, void* ptr, bool replacing, std::size_t size, std::uint32_t id) noexcept {
-        if (replacing) {
-            stack_entry& old = stacks[live[i].stack()];
-            --old.inuse_objects;
-            old.inuse_bytes -= static_cast<std::int64_t>(live[i].size());
-        } else {
-            ++live_count;
+        const std::size_t i = s.probe(p);
+        if (s.live[i].addr != p) {
+            if (max_live != 0 && live_total() >= max_live) {
+                ++s.dropped;
+                return true;
+            }
+            s.count.store(n + 1, std::memory_order_relaxed);
             filter_cell& c = cell(ptr);
             const std::uint8_t v = c.load(std::memory_order_relaxed);
             if (v != 0xff) c.store(static_cast<std::uint8_t>(v + 1), std::memory_order_relaxed);
         }
-        live[i] = live_entry{reinterpret_cast<std::uintptr_t>(ptr), live_entry::pack(size, id)};
-        const auto recorded = static_cast<std::int64_t>(live[i].size());
-        stack_entry& e = stacks[id];
-        ++e.alloc_objects;
-        e.alloc_bytes += recorded;
-        ++e.inuse_objects;
-        e.inuse_bytes += recorded;
-        ++samples;
-    }
-
-    /// Records a sampled allocation whose frames came from a capture (checked
-    /// under code table version seq when `checked`). Lock held.
-    void insert(void* ptr, std::size_t size, const std::uintptr_t* f, std::size_t n, std::uint64_t h,
-                bool checked = false, std::uint32_t seq = 0) noexcept {
-        bool replacing = false;
-        const std::size_t i = slot_for(reinterpret_cast<std::uintptr_t>(ptr), replacing);
-        if (i == live_cap()) return;
-        const long id = intern_stack(f, n, h, checked, seq);
-        if (id < 0) {
-            ++dropped;
-            return;
-        }
-        commit(i, ptr, replacing, size, static_cast<std::uint32_t>(id));
-    }
-
-    /// Records a sampled allocation whose frames came from an unchecked walk,
-    /// if they are those of a stack already checked under code table version
-    /// seq; false (nothing changed) otherwise. Lock held.
-    bool insert_known(void* ptr, std::size_t size, const std::uintptr_t* f, std::size_t n, std::uint64_t h,
-                      std::uint32_t seq) noexcept {
-        const long id = find_checked(f, n, h, seq);
-        if (id < 0) return false;
-        ++known_hits;
-        bool replacing = false;
-        const std::size_t i = slot_for(reinterpret_cast<std::uintptr_t>(ptr), replacing);
-        if (i != live_cap()) commit(i, ptr, replacing, size, static_cast<std::uint32_t>(id));
+        s.live[i] = live_entry{p, live_entry::pack(size, id)};
+        stack_figures& fig = figures_of(id);
+        fig.alloc_objects.fetch_add(1, std::memory_order_relaxed);
+        fig.alloc_bytes.fetch_add(static_cast<std::int64_t>(s.live[i].size()), std::memory_order_relaxed);
+        ++s.samples;
         return true;
     }
 
-    /// Forgets a freed block if it was sampled. Lock held.
+    /// Forgets a freed block if it was sampled. Takes only its shard's lock.
     void remove(void* ptr) noexcept {
+        live_shard& s = shard_of(ptr);
         const auto p = reinterpret_cast<std::uintptr_t>(ptr);
-        std::size_t i = probe(p);
-        if (live[i].addr != p) return;  // a filter false positive
-        stack_entry& e = stacks[live[i].stack()];
-        --e.inuse_objects;
-        e.inuse_bytes -= static_cast<std::int64_t>(live[i].size());
-        --live_count;
+        table_guard g(s.lock);
+        ++s.takes;
+        std::size_t i = s.probe(p);
+        if (s.live[i].addr != p) return;  // a filter false positive
+        s.count.store(s.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
         filter_cell& c = cell(ptr);
         const std::uint8_t v = c.load(std::memory_order_relaxed);
         if (v != 0xff) c.store(static_cast<std::uint8_t>(v - 1), std::memory_order_relaxed);  // 0xff: sticky
         // Backward-shift deletion keeps every probe chain unbroken (no tombstones).
-        const std::size_t mask = live_cap() - 1;
-        for (std::size_t j = (i + 1) & mask; live[j].addr != 0; j = (j + 1) & mask) {
-            const auto home = static_cast<std::size_t>(
-                address_hash(reinterpret_cast<void*>(live[j].addr)) >> (64 - live_bits));
+        const std::size_t mask = s.cap() - 1;
+        for (std::size_t j = (i + 1) & mask; s.live[j].addr != 0; j = (j + 1) & mask) {
+            const std::size_t home = live_shard::home(s.live[j].addr, s.bits);
             // Move j into the hole at i unless its home lies cyclically in (i, j].
             const bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
             if (!stays) {
-                live[i] = live[j];
+                s.live[i] = s.live[j];
                 i = j;
             }
         }
-        live[i].addr = 0;
+        s.live[i].addr = 0;
+    }
+
+    /// Calls fn(stack id, size) for every live sample. Every shard lock held.
+    template <class Fn>
+    void for_each_live(Fn&& fn) const {
+        for (const live_shard& s : shards)
+            for (std::size_t k = 0, cap = s.cap(); k < cap; ++k)
+                if (s.live[k].addr != 0) fn(s.live[k].stack(), s.live[k].size());
+    }
+
+    /// True when the block at p is in the live table (a test's view). Takes its shard's lock.
+    bool holds(const void* ptr) noexcept {
+        live_shard& s = shard_of(ptr);
+        const auto p = reinterpret_cast<std::uintptr_t>(ptr);
+        table_guard g(s.lock);
+        return s.live[s.probe(p)].addr == p;
     }
 };
-
-/// The tables' lock: memdiag's one spinlock (detail/spin_lock.hpp), whose
-/// guard marks the thread as holding a memdiag lock, so that an allocation or
-/// free by a signal handler that interrupts it is counted without the tables.
-using table_lock = detail::spinlock;
-using table_guard = detail::spin_guard;
 }  // namespace heapprof
 }  // namespace detail
 }  // namespace memdiag
