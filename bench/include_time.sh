@@ -71,6 +71,7 @@ done
 # The floor under memdiag.hpp with the switch: the standard headers its common
 # parts include (stats, tracker, the internal vector, the sampling path).
 extra=()
-row "floor: the standard headers \`memdiag.hpp\` includes" string vector atomic memory \
+# (With libstdc++ allocator.hpp takes std::allocator from <bits/allocator.h>, not <memory>.)
+row "floor: the standard headers \`memdiag.hpp\` includes" string vector atomic limits \
   ctime cstdarg cstdio cstring cstdlib
 row "\`<memory_resource>\` alone (what \`resource.hpp\` adds)" memory_resource
