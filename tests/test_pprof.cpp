@@ -486,12 +486,16 @@ TEST_CASE("text_report: top sites by in-use and allocated bytes with names", "[r
     CHECK(std::string(top1.c_str()).find("top 1 of 2 sites by in-use bytes") != std::string::npos);
 }
 
+namespace {
+// The three samples and a fourth whose stack differs from the first only in
+// return addresses inside the same functions: it reads the same once named.
+const std::uintptr_t stack_a2[] = {0x1020, 0x1110, 0x1210};
+const snap::heap_sample four_samples[] = {three_samples[0], three_samples[1], three_samples[2],
+                                          {stack_a2, 3, 1, 100, 1, 100}};
+}  // namespace
+
 TEST_CASE("text_report: stacks that read the same once named are one site (an unrolled loop's copies)", "[report]") {
-    // stack_a2 differs from stack_a only in return addresses inside the same functions.
-    const std::uintptr_t stack_a2[] = {0x1020, 0x1110, 0x1210};
-    const snap::heap_sample samples[] = {three_samples[0], three_samples[1], three_samples[2],
-                                         {stack_a2, 3, 1, 100, 1, 100}};
-    snap::heap_view view{samples, 4, 1, 0};
+    snap::heap_view view{four_samples, 4, 1, 0};
     auto mods = fake_modules();
     fake_symbolizer names = fake_names();
     mdd::internal_string r = snap::text_report_with(view, 10, mods, &names);
@@ -506,11 +510,7 @@ TEST_CASE("text_report: stacks that read the same once named are one site (an un
 }
 
 TEST_CASE("collapsed_stacks: root first, clean names, integer in-use counts", "[report]") {
-    // A fourth sample whose stack reads the same as the first once named.
-    const std::uintptr_t stack_a2[] = {0x1020, 0x1110, 0x1210};
-    const snap::heap_sample samples[] = {three_samples[0], three_samples[1], three_samples[2],
-                                         {stack_a2, 3, 1, 100, 1, 100}};
-    snap::heap_view view{samples, 4, 1, 0};
+    snap::heap_view view{four_samples, 4, 1, 0};
     auto mods = fake_modules();
     fake_symbolizer names = fake_names();
     mdd::internal_string c = snap::collapsed_stacks_with(view, mods, &names);
