@@ -19,6 +19,10 @@ volatile const void* g_sink;
 template <class T>
 void keep(T&& value) {
     g_sink = &value;
+    // The object may own the allocation (a unique_ptr): an asm that may read
+    // all memory keeps the pointer inside it live, so no optimizer removes the
+    // new/delete pair (C++14 allows that when the memory is unused).
+    __asm__ volatile("" : : "g"(&value) : "memory");
 }
 
 int* leaked = nullptr;
