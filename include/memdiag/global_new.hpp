@@ -150,7 +150,7 @@ MEMDIAG_ALWAYS_INLINE bool inline_usable_size(void* p, std::size_t fallback, std
 #if MEMDIAG_HAS_LIBC_MALLOC
     (void)fallback;
     if (MEMDIAG_UNLIKELY(g_glibc_chunks.load(std::memory_order_relaxed) != 1)) return false;
-    out = glibc_chunk_usable(p);
+    out = glibc_chunk_usable(reinterpret_cast<std::uintptr_t>(p));
 #else
     out = usable_size(p, fallback);
 #endif

@@ -41,9 +41,11 @@ namespace detail {
 // words the block does not own: one for heap chunks, two for mmapped ones.
 // The header is malloc's memory, outside the block the caller owns: it is
 // addressed from the integer address so the compiler does not treat the read
-// as indexing the block (g++ -O3 -Warray-bounds, "subscript -1").
-inline std::size_t glibc_chunk_usable(const void* p) noexcept {
-    const std::uintptr_t header = reinterpret_cast<std::uintptr_t>(p) - sizeof(std::size_t);
+// as indexing the block (g++ -O3 -Warray-bounds, "subscript -1"), and taken
+// as an integer so passing a fresh block does not read as passing memory not
+// yet written (g++ 12 -Os -Wmaybe-uninitialized on a `const void*` argument).
+inline std::size_t glibc_chunk_usable(std::uintptr_t block) noexcept {
+    const std::uintptr_t header = block - sizeof(std::size_t);
     const std::size_t word = *reinterpret_cast<const std::size_t*>(header);
     const std::size_t chunk = word & ~std::size_t{7};
     return chunk - ((word & 2) != 0 ? 2 * sizeof(std::size_t) : sizeof(std::size_t));
@@ -60,7 +62,7 @@ MEMDIAG_COLD inline bool check_glibc_chunks() noexcept {
         if (!ok) break;
         void* p = __libc_malloc(n);
         if (p == nullptr) return false;
-        ok = glibc_chunk_usable(p) == ::malloc_usable_size(p);
+        ok = glibc_chunk_usable(reinterpret_cast<std::uintptr_t>(p)) == ::malloc_usable_size(p);
         __libc_free(p);
     }
     g_glibc_chunks.store(ok ? 1 : 0, std::memory_order_relaxed);
@@ -75,7 +77,7 @@ MEMDIAG_ALWAYS_INLINE std::size_t usable_size(void* p, std::size_t fallback) noe
 #if MEMDIAG_HAS_LIBC_MALLOC
     (void)fallback;
     const int mode = g_glibc_chunks.load(std::memory_order_relaxed);
-    if (MEMDIAG_LIKELY(mode == 1) || (mode < 0 && check_glibc_chunks())) return glibc_chunk_usable(p);
+    if (MEMDIAG_LIKELY(mode == 1) || (mode < 0 && check_glibc_chunks())) return glibc_chunk_usable(reinterpret_cast<std::uintptr_t>(p));
     return ::malloc_usable_size(p);
 #elif MEMDIAG_OS_LINUX || defined(__FreeBSD__)
     (void)fallback;
