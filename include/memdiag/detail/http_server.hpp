@@ -242,7 +242,8 @@ struct server {
             if (post) {
                 start_symbol_body(c, line_end + 1, header_end);
             } else if (get) {
-                answer_symbols(c, q ? q + 1 : target + target_len, q ? static_cast<std::size_t>(target + target_len - q - 1) : 0);
+                const char* query = q ? q + 1 : target + target_len;  // GET carries the words as its query
+                answer_symbols(c, query, static_cast<std::size_t>(target + target_len - query));
             } else {
                 respond_text(c, 405, "Method Not Allowed", "memdiag: /debug/pprof/symbol takes GET or POST\n",
                              "Allow: GET, POST\r\n");
