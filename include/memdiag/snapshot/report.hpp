@@ -138,11 +138,8 @@ detail::internal_string text_report_with(const heap_view& view, std::size_t top_
     }
     labels_at[view.count] = labels.size();
     const auto names_less = [&](std::size_t x, std::size_t y) {
-        const bool less = std::lexicographical_compare(labels.begin() + static_cast<std::ptrdiff_t>(labels_at[x]),
-                                                       labels.begin() + static_cast<std::ptrdiff_t>(labels_at[x + 1]),
-                                                       labels.begin() + static_cast<std::ptrdiff_t>(labels_at[y]),
-                                                       labels.begin() + static_cast<std::ptrdiff_t>(labels_at[y + 1]));
-        return less;
+        const std::uint32_t* l = labels.data();
+        return std::lexicographical_compare(l + labels_at[x], l + labels_at[x + 1], l + labels_at[y], l + labels_at[y + 1]);
     };
     detail::internal_vector<std::size_t> by_names(view.count);
     for (std::size_t i = 0; i < view.count; ++i) by_names[i] = i;
