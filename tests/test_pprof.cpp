@@ -465,12 +465,18 @@ TEST_CASE("encode_pprof: the real module list and symbolizer", "[pprof]") {
 
 // ---- text report and collapsed stacks -------------------------------------------------------
 
-TEST_CASE("text_report: top sites by in-use and allocated bytes with names", "[report]") {
-    snap::heap_view view{three_samples, 3, 1, 0};
+namespace {
+/// The text report of view over the fake modules and names.
+std::string fake_report(const snap::heap_view& view, std::size_t top_n) {
     auto mods = fake_modules();
     fake_symbolizer names = fake_names();
-    mdd::internal_string r = snap::text_report_with(view, 10, mods, &names);
-    std::string s(r.c_str());
+    return snap::text_report_with(view, top_n, mods, &names).c_str();
+}
+}  // namespace
+
+TEST_CASE("text_report: top sites by in-use and allocated bytes with names", "[report]") {
+    snap::heap_view view{three_samples, 3, 1, 0};
+    const std::string s = fake_report(view, 10);
     INFO(s);
     CHECK(s.find("3 allocation sites") != std::string::npos);
     CHECK(s.find("4259840 B") != std::string::npos);  // 4 MiB + 64 KiB in use
@@ -482,8 +488,7 @@ TEST_CASE("text_report: top sites by in-use and allocated bytes with names", "[r
     // The largest site comes first.
     CHECK(s.find("4.0 MiB (4194304 B)") < s.find("64.0 KiB (65536 B)"));
 
-    mdd::internal_string top1 = snap::text_report_with(view, 1, mods, &names);
-    CHECK(std::string(top1.c_str()).find("top 1 of 2 sites by in-use bytes") != std::string::npos);
+    CHECK(fake_report(view, 1).find("top 1 of 2 sites by in-use bytes") != std::string::npos);
 }
 
 namespace {
@@ -496,10 +501,7 @@ const snap::heap_sample four_samples[] = {three_samples[0], three_samples[1], th
 
 TEST_CASE("text_report: stacks that read the same once named are one site (an unrolled loop's copies)", "[report]") {
     snap::heap_view view{four_samples, 4, 1, 0};
-    auto mods = fake_modules();
-    fake_symbolizer names = fake_names();
-    mdd::internal_string r = snap::text_report_with(view, 10, mods, &names);
-    std::string s(r.c_str());
+    const std::string s = fake_report(view, 10);
     INFO(s);
     CHECK(s.find("3 allocation sites (4 distinct stacks of return addresses)") != std::string::npos);
     CHECK(s.find("top 2 of 2 sites by in-use bytes") != std::string::npos);
