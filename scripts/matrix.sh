@@ -8,7 +8,8 @@
 #        scripts/matrix.sh --list       (every configuration; * marks the CI set)
 # Environment: MEMDIAG_JOBS (parallel jobs), MEMDIAG_FUZZ_SECONDS (per fuzz
 # target, default 10), MEMDIAG_MATRIX_DIR (build root, default build/matrix).
-# Each configuration prints its wall time; a summary table ends the run, also
+# Each configuration prints its wall time and the CPU time (user + system) of
+# its processes, a figure the machine's load barely changes; a summary table ends the run, also
 # when a configuration failed (the run goes on to the next one). A configuration
 # the host cannot run (a kernel feature, a package that cannot be installed) is
 # reported as skipped with its reason. Exit status: 1 if any configuration failed.
@@ -366,9 +367,16 @@ for c in "${configs[@]}"; do
   case " ${all_configs[*]} " in *" $c "*) ;; *) echo "unknown configuration: $c (see --list)" >&2; exit 2 ;; esac
 done
 mkdir -p "$out"
+# CPU seconds (user + system) of this shell's finished children: fields 16
+# and 17 of /proc/self/stat, in clock ticks (0 where there is no /proc).
+ticks=$(getconf CLK_TCK 2>/dev/null || echo 100)
+children_cpu() {
+  local f
+  if read -r -a f < /proc/$$/stat 2>/dev/null; then echo $(((f[15] + f[16]) / ticks)); else echo 0; fi
+}
 summary=() failed=()
 for c in "${configs[@]}"; do
-  t0=$SECONDS
+  t0=$SECONDS cpu0=$(children_cpu)
   current=$c
   rm -f "$out/$c.skip" "$out/$c.notes"
   # Each configuration in a subshell with errexit: its first failing command ends
@@ -384,11 +392,12 @@ for c in "${configs[@]}"; do
     77) status="skipped: $why" ;;
     *) status="FAILED (exit $rc)"; failed+=("$c") ;;
   esac
-  summary+=("$(printf '%-14s %5d s  %s' "$c" $((SECONDS - t0)) "$status")")
+  cpu=$(($(children_cpu) - cpu0))
+  summary+=("$(printf '%-14s %5d s  %5d s CPU  %s' "$c" $((SECONDS - t0)) "$cpu" "$status")")
   if [ -s "$out/$c.notes" ]; then
     while IFS= read -r line; do summary+=("$line"); done < "$out/$c.notes"
   fi
-  echo "-- $c $status in $((SECONDS - t0)) s"
+  echo "-- $c $status in $((SECONDS - t0)) s ($cpu s CPU)"
 done
 echo "== matrix summary"
 printf '  %s\n' "${summary[@]}"
