@@ -4,6 +4,7 @@
 #
 # Sets:
 #   MEMDIAG_CATCH2_FOUND, MEMDIAG_CATCH_LIBS   Catch2 v3 (Catch2::Catch2WithMain) first, else v2
+#   memdiag_catch2_main                        an object library: Catch2's main, compiled once
 #   MEMDIAG_GTEST_FOUND                        GTest::gtest_main
 #   MEMDIAG_DOCTEST_FOUND                      doctest::doctest
 #   MEMDIAG_BENCHMARK_FOUND                    benchmark::benchmark
@@ -23,6 +24,18 @@ else()
   set(MEMDIAG_CATCH_LIBS Catch2::Catch2)
 endif()
 set(MEMDIAG_CATCH2_FOUND ${Catch2_FOUND})
+# Catch2 v2's main takes about 20 s to compile (40 s at -O3): one object,
+# memdiag_catch2_main (tests/main.cpp), serves every program that runs Catch2:
+# the tests, the Catch2 example and the failing suite integration_check runs.
+# At -O1 whatever the build type: the framework's runner is not under test.
+# With v3 it compiles to nothing (Catch2::Catch2WithMain supplies main()).
+if(Catch2_FOUND)
+  add_library(memdiag_catch2_main OBJECT ${PROJECT_SOURCE_DIR}/tests/main.cpp)
+  target_link_libraries(memdiag_catch2_main PUBLIC ${MEMDIAG_CATCH_LIBS} memdiag::memdiag)
+  # Stack tests walk through the runner's frames too.
+  target_compile_options(memdiag_catch2_main PRIVATE $<$<CXX_COMPILER_ID:GNU,Clang>:-fno-omit-frame-pointer>
+                         $<$<AND:$<CXX_COMPILER_ID:GNU,Clang>,$<NOT:$<CONFIG:Debug>>>:-O1>)
+endif()
 if(Catch2_FOUND)
   message(STATUS "memdiag: Catch2 ${Catch2_VERSION} from ${Catch2_DIR}")
 endif()

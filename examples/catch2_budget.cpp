@@ -6,7 +6,11 @@
 #define MEMDIAG_REPLACE_GLOBAL_NEW  // count every operator new of this program
 #include <memdiag/global_new.hpp>
 
-#define CATCH_CONFIG_MAIN
+// Catch2's main is in a file of its own, compiled once for the whole suite
+// (Catch2 v2's takes about 20 s): here tests/main.cpp, which is
+//     #define CATCH_CONFIG_MAIN
+//     #include <catch2/catch.hpp>
+// (Catch2 v3: link Catch2::Catch2WithMain instead).
 #define MEMDIAG_CATCH2_LISTENER  // snapshots, default budget, baselines
 #include <memdiag/testing/catch2.hpp>
 

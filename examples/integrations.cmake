@@ -12,7 +12,8 @@ function(memdiag_integration_example name)
 endfunction()
 
 if(MEMDIAG_CATCH2_FOUND)
-  memdiag_integration_example(catch2_budget ${MEMDIAG_CATCH_LIBS})
+  # Catch2's main is in a file of its own, compiled once (memdiag_catch2_main).
+  memdiag_integration_example(catch2_budget memdiag_catch2_main ${MEMDIAG_CATCH_LIBS})
 endif()
 if(MEMDIAG_GTEST_FOUND)
   memdiag_integration_example(gtest_budget GTest::gtest_main)

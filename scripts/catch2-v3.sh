@@ -52,7 +52,7 @@ if ! grep -q "^Catch2_DIR:PATH=$prefix/" "$work/memdiag/CMakeCache.txt"; then
 fi
 targets=()
 # The other frameworks' failing programs join integration_check when found.
-for t in memdiag_tests memdiag_hook_tests memdiag_testing_catch2_tests \
+for t in memdiag_tests memdiag_hook_tests memdiag_testing_catch2_tests catch2_budget \
          catch2_failing gtest_failing doctest_failing benchmark_memory; do
   ninja -C "$work/memdiag" -t query "$t" >/dev/null 2>&1 && targets+=("$t")
 done

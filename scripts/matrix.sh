@@ -160,18 +160,18 @@ smoke() {
   ${SMOKE_RUNNER:-} "$@" "$dir/all_headers"
 }
 
-# Each public header compiles on its own (no hidden include-order dependence).
+# Each public header compiles on its own (no hidden include-order dependence),
+# included twice (include guards), $jobs compiles at a time.
 headers_alone() {
-  local cxx=$1 flags=$2 h n=0
-  for h in include/memdiag/*.hpp include/memdiag/snapshot/*.hpp include/memdiag/env/*.hpp \
-    include/memdiag/testing/{options,assertions,baseline,listener,common}.hpp; do
-    # shellcheck disable=SC2086
-    printf '#include <memdiag/%s>\n#include <memdiag/%s>\n' "${h#include/memdiag/}" "${h#include/memdiag/}" |
-      "$cxx" -std=c++17 -Wall -Wextra -Wpedantic -Werror $flags -Iinclude -fsyntax-only -x c++ - ||
-      { echo "header does not compile on its own: $h" >&2; return 1; }
-    n=$((n + 1))
-  done
-  echo "-- $n headers compile alone ($cxx $flags)"
+  local cxx=$1 flags=$2 list=$out/headers-alone.list
+  mkdir -p "$out"
+  (cd include && ls memdiag/*.hpp memdiag/snapshot/*.hpp memdiag/env/*.hpp \
+    memdiag/testing/{options,assertions,baseline,listener,common}.hpp) > "$list"
+  # shellcheck disable=SC2016  # $0 $1 $2: the arguments of the inner shell
+  xargs -P "$jobs" -I{} bash -c 'printf "#include <%s>\n#include <%s>\n" "$0" "$0" |
+      $1 -std=c++17 -Wall -Wextra -Wpedantic -Werror $2 -Iinclude -fsyntax-only -x c++ - ||
+      { echo "header does not compile on its own: $0" >&2; exit 255; }' {} "$cxx" "$flags" < "$list"
+  echo "-- $(wc -l < "$list") headers compile alone ($cxx $flags)"
 }
 
 consumers() {

@@ -5,7 +5,7 @@
 #define MEMDIAG_REPLACE_GLOBAL_NEW
 #include <memdiag/global_new.hpp>
 
-#define CATCH_CONFIG_MAIN
+// Catch2's main: tests/main.cpp, compiled once for every Catch2 program.
 #define MEMDIAG_CATCH2_LISTENER
 #include <memdiag/testing/catch2.hpp>
 
