@@ -322,7 +322,7 @@ TEST_CASE("symbol endpoint: a body that arrives after the headers, in pieces") {
     CHECK(std::strstr(body, "memdiag_http_test::symbol_target(int)") != nullptr);
 }
 
-TEST_CASE("symbol endpoint: no length is 411, a body over 1 MiB 413, other methods 405; other paths take only GET") {
+TEST_CASE("symbol endpoint: no length is 411, a length not a number 400, a body over 1 MiB 413, other methods 405; other paths take only GET") {
     memdiag::pprof_server s = memdiag::serve_pprof(memdiag::http_options{}.address("127.0.0.1:0"));
     REQUIRE(s.running());
     static char body[1 << 16];
@@ -331,7 +331,8 @@ TEST_CASE("symbol endpoint: no length is 411, a body over 1 MiB 413, other metho
                       body, sizeof body) == 411);
     CHECK(std::strstr(body, "not chunked") != nullptr);
     CHECK(raw_request(s.port(), "POST /debug/pprof/symbol HTTP/1.1\r\nContent-Length: 1048577\r\n\r\n") == 413);
-    CHECK(raw_request(s.port(), "POST /debug/pprof/symbol HTTP/1.1\r\nContent-Length: -5\r\n\r\n") == 413);
+    CHECK(raw_request(s.port(), "POST /debug/pprof/symbol HTTP/1.1\r\nContent-Length: -5\r\n\r\n") == 400);
+    CHECK(raw_request(s.port(), "POST /debug/pprof/symbol HTTP/1.1\r\nContent-Length: abc\r\n\r\n") == 400);
     CHECK(raw_request(s.port(), "PUT /debug/pprof/symbol HTTP/1.1\r\nHost: x\r\n\r\n") == 405);
     CHECK(raw_request(s.port(), "POST /debug/pprof/heap HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc") == 405);
     CHECK(raw_get(s.port(), "/debug/memdiag/stats") == 200);  // still serving
@@ -353,13 +354,18 @@ TEST_CASE("symbol request words: hex or decimal addresses split on '+', bad word
     h::for_each_symbol_address(words, std::strlen(words), [&](std::uint64_t a) { seen.push_back(a); });
     CHECK(seen == std::vector<std::uint64_t>{16, 17, 42});
     std::size_t len = 0;
-    CHECK(h::parse_content_length("12", 2, 100, len));
+    using cl = h::content_length;
+    CHECK(h::parse_content_length("12", 2, 100, len) == cl::ok);
     CHECK(len == 12);
-    CHECK_FALSE(h::parse_content_length("", 0, 100, len));
-    CHECK_FALSE(h::parse_content_length("1 2", 3, 100, len));
-    CHECK_FALSE(h::parse_content_length("+3", 2, 100, len));
-    CHECK_FALSE(h::parse_content_length("101", 3, 100, len));
-    CHECK_FALSE(h::parse_content_length("99999999999999999999999", 23, 100, len));
+    CHECK(h::parse_content_length("100", 3, 100, len) == cl::ok);
+    CHECK(len == 100);
+    CHECK(h::parse_content_length("", 0, 100, len) == cl::malformed);
+    CHECK(h::parse_content_length("1 2", 3, 100, len) == cl::malformed);
+    CHECK(h::parse_content_length("+3", 2, 100, len) == cl::malformed);
+    CHECK(h::parse_content_length("-5", 2, 100, len) == cl::malformed);
+    CHECK(h::parse_content_length("999999999999999999999x", 22, 100, len) == cl::malformed);
+    CHECK(h::parse_content_length("101", 3, 100, len) == cl::too_large);
+    CHECK(h::parse_content_length("99999999999999999999999", 23, 100, len) == cl::too_large);
 }
 #endif
 

@@ -70,18 +70,23 @@ inline bool find_header(const char* p, const char* end, const char* name, const 
     return false;
 }
 
-/// A Content-Length value: decimal digits only, at most `cap`. False for
-/// anything else (empty, a sign, blanks inside, a list, more than cap).
-inline bool parse_content_length(const char* v, std::size_t n, std::size_t cap, std::size_t& out) noexcept {
-    if (n == 0) return false;
+/// What a Content-Length value says: a length, not a number (answered 400),
+/// or a number over the cap (413).
+enum class content_length { ok, malformed, too_large };
+
+/// A Content-Length value: decimal digits only (not empty, no sign, no blanks
+/// inside, not a list), at most `cap`; `out` is set only when ok.
+inline content_length parse_content_length(const char* v, std::size_t n, std::size_t cap, std::size_t& out) noexcept {
+    if (n == 0) return content_length::malformed;
+    for (std::size_t i = 0; i < n; ++i)
+        if (v[i] < '0' || v[i] > '9') return content_length::malformed;
     std::size_t x = 0;
     for (std::size_t i = 0; i < n; ++i) {
-        if (v[i] < '0' || v[i] > '9') return false;
         x = x * 10 + static_cast<std::size_t>(v[i] - '0');
-        if (x > cap) return false;
+        if (x > cap) return content_length::too_large;  // before x * 10 can wrap
     }
     out = x;
-    return true;
+    return content_length::ok;
 }
 
 /// One word of a symbol request: "0x" and hex digits, or decimal digits (as

@@ -323,10 +323,14 @@ struct server {
             return;
         }
         std::size_t want = 0;
-        if (!parse_content_length(v, n, symbol_body_cap, want)) {
+        const content_length length = parse_content_length(v, n, symbol_body_cap, want);
+        if (length == content_length::malformed) {
+            respond_text(c, 400, "Bad Request", "memdiag: Content-Length must be a decimal number of bytes\n");
+            return;
+        }
+        if (length == content_length::too_large) {
             char msg[128];
-            std::snprintf(msg, sizeof msg, "memdiag: Content-Length must be a number of bytes up to %zu\n",
-                          symbol_body_cap);
+            std::snprintf(msg, sizeof msg, "memdiag: a symbol request body is at most %zu bytes\n", symbol_body_cap);
             respond_text(c, 413, "Content Too Large", msg);
             return;
         }
