@@ -5,7 +5,9 @@
 # then, for each shape (index: the word index on --threads threads; small: many
 # small short-lived objects on --small-threads threads), runs every row
 # interleaved, REPS times, and reports the median wall time, CPU time (user +
-# sys) and peak RSS of each, with ratios to the plain run, and for memdiag's
+# sys) and peak RSS of each, with ratios to the plain run (the median of each
+# repetition's ratio to the plain run just before it, so a machine that slows
+# down or speeds up between repetitions moves both sides), and for memdiag's
 # profiler rows the samples it dropped (exact mode with default options must
 # show 0).
 #
@@ -114,16 +116,20 @@ for line in open(results):
     rows[name].append((wall, user + sys_, rss))
     drops[name].add(dropped)
 med = {n: tuple(statistics.median(v[i] for v in rows[n]) for i in range(3)) for n in order}
-base = med.get("plain")
+plain = rows.get("plain", [])
+def paired(n, i):
+    # The median over repetitions of (this row / the plain run of the same repetition).
+    r = [v[i] / p[i] for v, p in zip(rows[n], plain) if p[i] > 0]
+    return f"{statistics.median(r):.2f}x" if r else "n/a"
 lines = [f"Workload `bench/workload.cpp --shape {shape}` ({rounds} rounds, {threads} threads), {cxx} -O2, "
-         f"median of {reps} interleaved runs, {datetime.date.today()}, {machine}, load average at start {load}.", "",
+         f"median of {reps} interleaved runs (ratios: median of each run's ratio to the plain run beside it), "
+         f"{datetime.date.today()}, {machine}, load average at start {load}.", "",
          "| tool | wall s | wall vs plain | CPU s | CPU vs plain | peak RSS MiB | dropped samples |",
          "|---|---:|---:|---:|---:|---:|---:|"]
 for n in order:
     w, c, r = med[n]
     d = ", ".join(sorted(drops[n])) if drops[n] != {"-"} else ""
-    ratio = lambda x, b: f"{x / b:.2f}x" if b > 0 else "n/a"
-    lines.append(f"| {n} | {w:.2f} | {ratio(w, base[0])} | {c:.2f} | {ratio(c, base[1])} | {r / 1024:.0f} | {d} |")
+    lines.append(f"| {n} | {w:.2f} | {paired(n, 0)} | {c:.2f} | {paired(n, 1)} | {r / 1024:.0f} | {d} |")
 open(out, "a").write("\n".join(lines) + "\n\n")
 print("\n".join(lines))
 PY
