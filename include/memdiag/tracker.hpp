@@ -353,11 +353,14 @@ public:
 // The fused event path of tracking_allocator and tracking_resource: one test
 // before the upstream call decides that the event needs nothing but counting
 // (a thread state, no guard, nothing process-wide, a sharded tracker); the
-// upstream call is then made bare (no nested_event around it) and the shard
-// address, computed before it, is reused after it. Anything else (budgets,
-// fault injection, the heap profiler, a signal inside memdiag) takes
-// allocate_counted_slow, which is the general path: admit, nested upstream
-// call, record_allocation. The slow parts take the upstream call and its
+// upstream call is then made bare (no nested_event around it). An allocation
+// that moves no mark is counted before the call and taken back if the call
+// throws, so only the shard and the size live across it; one that raises the
+// shard's peak or is due to publish is counted after it (counted_after). A
+// deallocation is counted first and its upstream call is a tail call.
+// Anything else (budgets, fault injection, the heap profiler, a signal inside
+// memdiag) takes allocate_counted_slow, which is the general path: admit,
+// nested upstream call, record_allocation. The slow parts take the upstream call and its
 // arguments by value: by reference, they would be stored to the stack on the
 // fast path too.
 
