@@ -406,9 +406,10 @@ MEMDIAG_ALWAYS_INLINE void shard_count_below_marks(shard& sh, std::size_t size, 
     sh.bytes_allocated.store(sh.bytes_allocated.load(r) + size, r);
 }
 
-/// Takes back shard_count_below_marks when the upstream failed. Exact: a
-/// nested event on this thread in between (an upstream counting into the same
-/// tracker) added or published its own change, which the view keeps.
+/// Takes back shard_count_below_marks when the upstream failed. The shard's
+/// figures are exact again even when an upstream counting into the same
+/// tracker on this thread changed them in between; a publish it made may
+/// have raised the tracker's peak by `size` (a bound, as with several threads).
 MEMDIAG_NOINLINE inline void shard_uncount_allocation(shard& sh, std::size_t size) noexcept {
     const auto r = std::memory_order_relaxed;
     sh.view -= static_cast<std::int64_t>(size);
