@@ -3,12 +3,14 @@
 //
 // Each pair takes its memory from the same place, so the difference is
 // memdiag's work: tracking_allocator<T> forwards to std::allocator<T> (rows
-// "plain"), tracking_resource to new_delete_resource() (pmr_map_insert<false>).
+// "plain"), tracking_resource to new_delete_resource() (pmr_map_insert<plain>).
 // A stateful allocator also changes the container's code (std::string with a
 // custom allocator is compiled here instead of coming from libstdc++, and it
 // grows by the allocator's pointer): the rows "stateful" forward to
 // std::allocator through an allocator holding a pointer and counting nothing,
-// which separates that from memdiag's own cost. The tracker is sharded (the
+// which separates that from memdiag's own cost. For pmr the same role is
+// played by pmr_map_insert<pass_through>: an adaptor resource that forwards
+// to new_delete_resource() and counts nothing. The tracker is sharded (the
 // fast path); no global hook is linked in, so std::allocator is plain malloc.
 //
 // Quote ratios from one run on a loaded machine as
@@ -105,12 +107,34 @@ void unordered_string_fill(benchmark::State& state) {
     }
 }
 
-// Tracked: a tracking_resource over new_delete_resource(); else that resource itself.
-template <bool Tracked>
+/// A memory_resource adaptor that forwards to its upstream and does nothing
+/// else: what any pmr adaptor pays (its own virtual call, then the upstream's).
+class pass_through final : public std::pmr::memory_resource {
+public:
+    explicit pass_through(std::pmr::memory_resource* upstream) noexcept : upstream_(upstream) {}
+
+private:
+    void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+        return upstream_->allocate(bytes, alignment);
+    }
+    void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
+        upstream_->deallocate(p, bytes, alignment);
+    }
+    bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
+    std::pmr::memory_resource* upstream_;
+};
+
+enum class pmr_kind { plain, pass_through, tracked };
+
+// plain: new_delete_resource() itself; pass_through: the adaptor above over it;
+// tracked: a tracking_resource over it.
+template <pmr_kind Kind>
 void pmr_map_insert(benchmark::State& state) {
     std::pmr::memory_resource* res = std::pmr::new_delete_resource();
     std::optional<memdiag::tracking_resource> tracked;
-    if (Tracked) res = &tracked.emplace(bench_tracker, res);
+    std::optional<pass_through> forwarding;
+    if (Kind == pmr_kind::tracked) res = &tracked.emplace(bench_tracker, res);
+    if (Kind == pmr_kind::pass_through) res = &forwarding.emplace(res);
     for (auto _ : state) {
         std::pmr::map<int, std::pmr::string> m{res};
         for (int i = 0; i < 1000; ++i) m.emplace(i * 7919 % 1000, "a string long enough to allocate");
@@ -133,7 +157,8 @@ BENCHMARK_TEMPLATE(map_insert, memdiag::tracking_allocator<node>)->Apply(memdiag
 BENCHMARK_TEMPLATE(unordered_string_fill, plain)->Apply(memdiag_bench::fixed_iterations);
 BENCHMARK_TEMPLATE(unordered_string_fill, stateful<int>)->Apply(memdiag_bench::fixed_iterations);
 BENCHMARK_TEMPLATE(unordered_string_fill, tracked)->Apply(memdiag_bench::fixed_iterations);
-BENCHMARK_TEMPLATE(pmr_map_insert, false)->Apply(memdiag_bench::fixed_iterations);
-BENCHMARK_TEMPLATE(pmr_map_insert, true)->Apply(memdiag_bench::fixed_iterations);
+BENCHMARK_TEMPLATE(pmr_map_insert, pmr_kind::plain)->Apply(memdiag_bench::fixed_iterations);
+BENCHMARK_TEMPLATE(pmr_map_insert, pmr_kind::pass_through)->Apply(memdiag_bench::fixed_iterations);
+BENCHMARK_TEMPLATE(pmr_map_insert, pmr_kind::tracked)->Apply(memdiag_bench::fixed_iterations);
 
 BENCHMARK_MAIN();

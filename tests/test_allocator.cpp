@@ -7,6 +7,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <new>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -154,4 +155,53 @@ TEST_CASE("the tracker propagates on copy, move and swap", "[allocator]") {
 
 TEST_CASE("an empty upstream costs no space", "[allocator]") {
     CHECK(sizeof(alloc<int>) == sizeof(void*));
+}
+
+namespace {
+// Fails on demand: the upstream whose failure allocate() must leave uncounted.
+template <class T>
+struct failing_upstream {
+    using value_type = T;
+    bool* fail;
+    explicit failing_upstream(bool* f) noexcept : fail(f) {}
+    template <class U>
+    failing_upstream(const failing_upstream<U>& o) noexcept : fail(o.fail) {}  // NOLINT(google-explicit-constructor)
+    T* allocate(std::size_t n) {
+        if (*fail) throw std::bad_alloc();
+        return std::allocator<T>().allocate(n);
+    }
+    void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
+    template <class U>
+    bool operator==(const failing_upstream<U>& o) const noexcept { return fail == o.fail; }
+    template <class U>
+    bool operator!=(const failing_upstream<U>& o) const noexcept { return fail != o.fail; }
+};
+}  // namespace
+
+// The common allocation is counted before the upstream call (it moves no
+// peak or publish mark); a throwing upstream must find the count taken back.
+TEST_CASE("allocator: an upstream throwing below the peak leaves every figure unchanged", "[allocator]") {
+    memdiag::tracker t{"throw below peak"};
+    bool fail = false;
+    memdiag::tracking_allocator<int, failing_upstream<int>> a{t, failing_upstream<int>{&fail}};
+    a.deallocate(a.allocate(1000), 1000);  // the peak is now 4000 bytes, live 0
+    int* kept = a.allocate(4);
+    const memdiag::allocation_stats before = t.stats();
+    REQUIRE(before.peak_live_bytes == 4000);
+    fail = true;
+    for (int i = 0; i < 3; ++i) CHECK_THROWS_AS(a.allocate(10), std::bad_alloc);
+    fail = false;
+    const memdiag::allocation_stats after = t.stats();
+    CHECK(after.allocations == before.allocations);
+    CHECK(after.bytes_allocated == before.bytes_allocated);
+    CHECK(after.live_bytes == before.live_bytes);
+    CHECK(after.peak_live_bytes == before.peak_live_bytes);
+    CHECK(after == before);
+    // And the shard still counts right afterwards.
+    int* more = a.allocate(10);
+    CHECK(t.stats().live_bytes == before.live_bytes + 40);
+    a.deallocate(more, 10);
+    a.deallocate(kept, 4);
+    CHECK(t.stats().live_bytes == 0);
+    CHECK(t.stats().allocations == t.stats().deallocations);
 }

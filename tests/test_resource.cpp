@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <memory_resource>
+#include <new>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -70,6 +71,49 @@ TEST_CASE("upstream failure is not counted", "[resource]") {
     memdiag::tracking_resource res{std::pmr::null_memory_resource()};
     CHECK_THROWS_AS(res.allocate(16), std::bad_alloc);
     CHECK(res.stats().allocations == 0);
+}
+
+namespace {
+// Forwards to new_delete_resource() until told to fail.
+class failing_resource : public std::pmr::memory_resource {
+public:
+    bool fail = false;
+
+private:
+    void* do_allocate(std::size_t bytes, std::size_t align) override {
+        if (fail) throw std::bad_alloc();
+        return std::pmr::new_delete_resource()->allocate(bytes, align);
+    }
+    void do_deallocate(void* p, std::size_t bytes, std::size_t align) override {
+        std::pmr::new_delete_resource()->deallocate(p, bytes, align);
+    }
+    bool do_is_equal(const memory_resource& o) const noexcept override { return this == &o; }
+};
+}  // namespace
+
+// The common allocation is counted before the upstream call (it moves no
+// peak or publish mark); a throwing upstream must find the count taken back.
+TEST_CASE("resource: an upstream throwing below the peak leaves every figure unchanged", "[resource]") {
+    failing_resource upstream;
+    memdiag::tracking_resource res{&upstream};
+    res.deallocate(res.allocate(4096), 4096);  // the peak is now 4096 bytes, live 0
+    void* kept = res.allocate(32);
+    const memdiag::allocation_stats before = res.stats();
+    REQUIRE(before.peak_live_bytes == 4096);
+    upstream.fail = true;
+    for (int i = 0; i < 3; ++i) CHECK_THROWS_AS(res.allocate(64), std::bad_alloc);
+    upstream.fail = false;
+    const memdiag::allocation_stats after = res.stats();
+    CHECK(after.allocations == before.allocations);
+    CHECK(after.bytes_allocated == before.bytes_allocated);
+    CHECK(after.live_bytes == before.live_bytes);
+    CHECK(after == before);
+    void* more = res.allocate(64);
+    CHECK(res.stats().live_bytes == before.live_bytes + 64);
+    res.deallocate(more, 64);
+    res.deallocate(kept, 32);
+    CHECK(res.stats().live_bytes == 0);
+    CHECK(res.stats().allocations == res.stats().deallocations);
 }
 
 // Issue 17: a resource given a tracker built one of its own anyway, so after

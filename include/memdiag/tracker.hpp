@@ -353,11 +353,14 @@ public:
 // The fused event path of tracking_allocator and tracking_resource: one test
 // before the upstream call decides that the event needs nothing but counting
 // (a thread state, no guard, nothing process-wide, a sharded tracker); the
-// upstream call is then made bare (no nested_event around it) and the shard
-// address, computed before it, is reused after it. Anything else (budgets,
-// fault injection, the heap profiler, a signal inside memdiag) takes
-// allocate_counted_slow, which is the general path: admit, nested upstream
-// call, record_allocation. The slow parts take the upstream call and its
+// upstream call is then made bare (no nested_event around it). An allocation
+// that moves no mark is counted before the call and taken back if the call
+// throws, so only the shard and the size live across it; one that raises the
+// shard's peak or is due to publish is counted after it (counted_after). A
+// deallocation is counted first and its upstream call is a tail call.
+// Anything else (budgets, fault injection, the heap profiler, a signal inside
+// memdiag) takes allocate_counted_slow, which is the general path: admit,
+// nested upstream call, record_allocation. The slow parts take the upstream call and its
 // arguments by value: by reference, they would be stored to the stack on the
 // fast path too.
 
@@ -386,19 +389,43 @@ MEMDIAG_ALWAYS_INLINE shard* quiet_shard(const tracker_slot& t) noexcept {
     return &s->shards[index];
 }
 
-/// allocate_counted's publish, out of line and reached by a tail call so the
-/// fast path keeps nothing across it; returns p.
-template <class Pointer>
-MEMDIAG_NOINLINE Pointer published_after(shard& sh, tracker_slot& t, Pointer p) noexcept {
-    publish_drift(sh, t);
-    return p;
-}
-
-/// deallocate_counted's publish, then the upstream call (see published_after).
+/// deallocate_counted's publish, then the upstream call: out of line and
+/// reached by a tail call so the fast path keeps nothing across it.
 template <class Upstream, class... Args>
 MEMDIAG_NOINLINE void published_before(shard& sh, tracker_slot& t, Upstream upstream, Args... args) noexcept {
     publish_drift(sh, t);
     upstream(args...);
+}
+
+/// Counts an allocation whose new view (`view`) passes neither the shard's
+/// peak nor its publish mark (allocate_counted checked): no mark moves.
+MEMDIAG_ALWAYS_INLINE void shard_count_below_marks(shard& sh, std::size_t size, std::int64_t view) noexcept {
+    const auto r = std::memory_order_relaxed;
+    sh.view = view;
+    sh.allocations.store(sh.allocations.load(r) + 1, r);
+    sh.bytes_allocated.store(sh.bytes_allocated.load(r) + size, r);
+}
+
+/// Takes back shard_count_below_marks when the upstream failed. The shard's
+/// figures are exact again even when an upstream counting into the same
+/// tracker on this thread changed them in between; a publish it made may
+/// have raised the tracker's peak by `size` (a bound, as with several threads).
+MEMDIAG_NOINLINE inline void shard_uncount_allocation(shard& sh, std::size_t size) noexcept {
+    const auto r = std::memory_order_relaxed;
+    sh.view -= static_cast<std::int64_t>(size);
+    sh.allocations.store(sh.allocations.load(r) - 1, r);
+    sh.bytes_allocated.store(sh.bytes_allocated.load(r) - size, r);
+}
+
+/// allocate_counted on a quiet thread when the event raises the shard's peak
+/// or is due to publish: the upstream call first, then the count (these marks
+/// cannot be taken back if the upstream throws).
+template <class Result, class Upstream, class... Args>
+MEMDIAG_NOINLINE Result counted_after(shard& sh, tracker_slot& t, std::size_t size, Upstream upstream,
+                                      Args... args) {
+    Result p = upstream(args...);
+    if (shard_count_allocation(sh, size)) publish_drift(sh, t);
+    return p;
 }
 
 /// allocate_counted off the fast path: budgets and injection admit, the upstream
@@ -426,12 +453,30 @@ MEMDIAG_NOINLINE Result allocate_counted_slow(tracker_slot& t, std::size_t size,
 template <class Upstream, class... Args>
 MEMDIAG_ALWAYS_INLINE auto allocate_counted(tracker_slot& t, std::size_t size, Upstream upstream, Args... args) {
 #if MEMDIAG_ENABLED
+    using result = decltype(upstream(args...));
     if (shard* sh = quiet_shard(t)) {
-        auto p = upstream(args...);
-        if (MEMDIAG_UNLIKELY(shard_count_allocation(*sh, size))) return published_after(*sh, t, p);
-        return p;
+        // Counted before the call, so that nothing but the shard and the size
+        // is kept across it. Only when the event moves no mark (shard peak,
+        // publish): those cannot be taken back exactly, so such an event, the
+        // rare one, counts after the call instead.
+        const std::int64_t view = sh->view + static_cast<std::int64_t>(size);
+        if (MEMDIAG_LIKELY(view <= static_cast<std::int64_t>(sh->peak.load(std::memory_order_relaxed)) &&
+                           view <= sh->publish_above)) {
+            shard_count_below_marks(*sh, size, view);
+#if MEMDIAG_HAS_EXCEPTIONS
+            try {
+                return upstream(args...);
+            } catch (...) {
+                shard_uncount_allocation(*sh, size);  // strong guarantee: the failed event was never counted
+                throw;
+            }
+#else
+            return upstream(args...);  // nothing can throw: a tail call
+#endif
+        }
+        return counted_after<result>(*sh, t, size, upstream, args...);
     }
-    return allocate_counted_slow<decltype(upstream(args...))>(t, size, upstream, args...);
+    return allocate_counted_slow<result>(t, size, upstream, args...);
 #else
     (void)t, (void)size;
     return upstream(args...);
