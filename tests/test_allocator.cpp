@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "flaky_upstream.hpp"
 
 template <class T>
 using alloc = memdiag::tracking_allocator<T>;
@@ -157,33 +158,13 @@ TEST_CASE("an empty upstream costs no space", "[allocator]") {
     CHECK(sizeof(alloc<int>) == sizeof(void*));
 }
 
-namespace {
-// Fails on demand: the upstream whose failure allocate() must leave uncounted.
-template <class T>
-struct failing_upstream {
-    using value_type = T;
-    bool* fail;
-    explicit failing_upstream(bool* f) noexcept : fail(f) {}
-    template <class U>
-    failing_upstream(const failing_upstream<U>& o) noexcept : fail(o.fail) {}  // NOLINT(google-explicit-constructor)
-    T* allocate(std::size_t n) {
-        if (*fail) throw std::bad_alloc();
-        return std::allocator<T>().allocate(n);
-    }
-    void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
-    template <class U>
-    bool operator==(const failing_upstream<U>& o) const noexcept { return fail == o.fail; }
-    template <class U>
-    bool operator!=(const failing_upstream<U>& o) const noexcept { return fail != o.fail; }
-};
-}  // namespace
-
 // The common allocation is counted before the upstream call (it moves no
 // peak or publish mark); a throwing upstream must find the count taken back.
 TEST_CASE("allocator: an upstream throwing below the peak leaves every figure unchanged", "[allocator]") {
     memdiag::tracker t{"throw below peak"};
     bool fail = false;
-    memdiag::tracking_allocator<int, failing_upstream<int>> a{t, failing_upstream<int>{&fail}};
+    using flaky = memdiag_test::flaky_allocator<int>;
+    memdiag::tracking_allocator<int, flaky> a{t, flaky{&fail}};
     a.deallocate(a.allocate(1000), 1000);  // the peak is now 4000 bytes, live 0
     int* kept = a.allocate(4);
     const memdiag::allocation_stats before = t.stats();

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "flaky_upstream.hpp"
 
 using memdiag::breach_policy;
 using memdiag::limits;
@@ -32,40 +33,8 @@ bool thread_is_quiet() {
     return memdiag::detail::tls_head.guards == 0 && (s == nullptr || (s->injection == nullptr && s->scopes == nullptr));
 }
 
-// An upstream allocator that fails on demand.
-template <class T>
-struct flaky_allocator {
-    using value_type = T;
-    bool* fail;
-    explicit flaky_allocator(bool* f) noexcept : fail(f) {}
-    template <class U>
-    flaky_allocator(const flaky_allocator<U>& o) noexcept : fail(o.fail) {}
-    T* allocate(std::size_t n) {
-        if (*fail) throw std::bad_alloc();
-        return std::allocator<T>().allocate(n);
-    }
-    void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
-    template <class U>
-    bool operator==(const flaky_allocator<U>& o) const noexcept { return fail == o.fail; }
-    template <class U>
-    bool operator!=(const flaky_allocator<U>& o) const noexcept { return fail != o.fail; }
-};
-
-// A resource that fails on demand.
-class flaky_resource : public std::pmr::memory_resource {
-public:
-    bool fail = false;
-
-private:
-    void* do_allocate(std::size_t bytes, std::size_t align) override {
-        if (fail) throw std::bad_alloc();
-        return std::pmr::new_delete_resource()->allocate(bytes, align);
-    }
-    void do_deallocate(void* p, std::size_t bytes, std::size_t align) override {
-        std::pmr::new_delete_resource()->deallocate(p, bytes, align);
-    }
-    bool do_is_equal(const memory_resource& o) const noexcept override { return this == &o; }
-};
+using memdiag_test::flaky_allocator;
+using memdiag_test::flaky_resource;
 
 }  // namespace
 

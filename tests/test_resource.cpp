@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "flaky_upstream.hpp"
 
 TEST_CASE("pmr containers are counted exactly", "[resource]") {
     memdiag::tracking_resource res;
@@ -73,28 +74,10 @@ TEST_CASE("upstream failure is not counted", "[resource]") {
     CHECK(res.stats().allocations == 0);
 }
 
-namespace {
-// Forwards to new_delete_resource() until told to fail.
-class failing_resource : public std::pmr::memory_resource {
-public:
-    bool fail = false;
-
-private:
-    void* do_allocate(std::size_t bytes, std::size_t align) override {
-        if (fail) throw std::bad_alloc();
-        return std::pmr::new_delete_resource()->allocate(bytes, align);
-    }
-    void do_deallocate(void* p, std::size_t bytes, std::size_t align) override {
-        std::pmr::new_delete_resource()->deallocate(p, bytes, align);
-    }
-    bool do_is_equal(const memory_resource& o) const noexcept override { return this == &o; }
-};
-}  // namespace
-
 // The common allocation is counted before the upstream call (it moves no
 // peak or publish mark); a throwing upstream must find the count taken back.
 TEST_CASE("resource: an upstream throwing below the peak leaves every figure unchanged", "[resource]") {
-    failing_resource upstream;
+    memdiag_test::flaky_resource upstream;
     memdiag::tracking_resource res{&upstream};
     res.deallocate(res.allocate(4096), 4096);  // the peak is now 4096 bytes, live 0
     void* kept = res.allocate(32);
