@@ -227,6 +227,10 @@ struct stack_cache_entry {
     std::uint32_t id, seq, gen, depth;
 };
 inline constexpr std::size_t stack_cache_size = 32;
+/// 0 turns the stack cache off (a measurement switch: bench/compare A/B runs).
+#ifndef MEMDIAG_PROFILE_STACK_CACHE
+#define MEMDIAG_PROFILE_STACK_CACHE 1
+#endif
 struct stack_cache {
     stack_cache_entry e[stack_cache_size];
 };
@@ -262,7 +266,7 @@ MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
                                             b.high, f, max_frames, h, sum);
         if (!walk_needs_unwinder(r)) {
             stack_cache_entry& c = tls_stack_cache.e[static_cast<std::size_t>(h >> 32) & (stack_cache_size - 1)];
-            if (c.hash == h && c.sum == sum && c.depth == r.count && c.seq == seq &&
+            if (MEMDIAG_PROFILE_STACK_CACHE && c.hash == h && c.sum == sum && c.depth == r.count && c.seq == seq &&
                 t->add_live(p, size, c.id, c.gen, true))
                 return;  // add_live refused a stale generation: look it up
             std::uint32_t gen;
