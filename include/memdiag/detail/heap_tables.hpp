@@ -91,7 +91,9 @@ static_assert(max_capture <= 0xffff, "stack_entry::depth is 16 bits");
 /// stack's figures concurrently, hence atomics (relaxed: a snapshot holds
 /// every shard lock while it reads them). The in-use figures are not kept:
 /// a snapshot adds up the live entries (for_each_live), so a free updates no
-/// figure at all, and a sample two.
+/// figure at all. A sample of a stack in its thread's cache adds to the
+/// cache entry's pending figures (stack_cache_entry), folded in later; only
+/// a sample that refills an entry, or has no cache, adds here.
 struct stack_figures {
     std::atomic<std::int64_t> alloc_objects, alloc_bytes;
 };
@@ -268,7 +270,9 @@ struct alignas(64) live_shard {
 /// Locks: the stacks (index, entries, arena, checked flags, stack_count,
 /// frames_used, known_hits, stack_dropped) are guarded by the stack lock
 /// (g_profiler.lock); each live shard by its own lock, which also guards the
-/// stack figures it changes and its filter cells. A thread takes at most one
+/// stack figures it changes, its filter cells and the pending figures of the
+/// cache entry its sampling thread uses; the list of caches is changed with
+/// every shard lock held. A thread takes at most one
 /// of them at a time, except a snapshot, stats(), clear and fork, which take
 /// the stack lock and then every shard lock in index order. The filter is
 /// also read lock-free by frees, max_depth by record_sample.
