@@ -274,7 +274,9 @@ struct alignas(64) live_shard {
 /// cache entry its sampling thread uses; the list of caches is changed with
 /// every shard lock held. A thread takes at most one
 /// of them at a time, except a snapshot, stats(), clear and fork, which take
-/// the stack lock and then every shard lock in index order. The filter is
+/// the stack lock and then every shard lock in index order, and a thread
+/// linking or retiring its cache, which takes every shard lock in index order
+/// (without the stack lock: never held while waiting for it). The filter is
 /// also read lock-free by frees, max_depth by record_sample.
 ///
 /// Memory (64-bit; 32-bit in brackets): a live sample takes one 16 [12] byte
