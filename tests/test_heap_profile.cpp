@@ -953,3 +953,86 @@ TEST_CASE("heap_profile: snapshots taken while threads churn see all shards at o
     for (auto& r : rings) free_tracked(r, 24);
     CHECK(figures_of("churn_ring_site").inuse_objects == 0);
 }
+
+namespace {
+__attribute__((noinline)) char* pending_site(std::size_t n) {
+    char* p = tracked_new(n);
+    p[0] = 'p';
+    return p;
+}
+}  // namespace
+
+TEST_CASE("heap_profile: a thread's pending figures are counted at a snapshot and when it exits",
+          "[heap_profile][threads]") {
+    // A thread's samples of a stack in its cache add to figures of its own,
+    // folded at each snapshot and at thread exit: a snapshot that missed them,
+    // or an exit that dropped them, shows fewer than every allocation.
+    constexpr int n = 300;
+    profiler_run run(profile_options{}.sample_interval(1));
+    std::atomic<int> phase{0};
+    std::vector<char*> kept_a, kept_b;
+    std::thread a([&] {  // stays alive, idle, while the snapshot is taken
+        for (int k = 0; k < n; ++k) kept_a.push_back(pending_site(16));
+        phase.fetch_add(1);
+        while (phase.load() != 2) std::this_thread::yield();
+    });
+    while (phase.load() != 1) std::this_thread::yield();
+    const site_figures alive = figures_of("pending_site");
+    CHECK(alive.alloc_objects == n);
+    CHECK(alive.alloc_bytes == 16 * n);
+    CHECK(alive.inuse_objects == n);
+    phase.store(2);
+    a.join();
+    // b exits before any snapshot: only its exit can fold its figures.
+    std::thread b([&] {
+        for (int k = 0; k < n; ++k) kept_b.push_back(pending_site(32));
+    });
+    b.join();
+    const site_figures both = figures_of("pending_site");
+    CHECK(both.alloc_objects == 2 * n);
+    CHECK(both.alloc_bytes == 16 * n + 32 * n);
+    CHECK(both.inuse_objects == 2 * n);
+    CHECK(both.stats.dropped_samples == 0);
+    free_tracked(kept_a, 16);
+    free_tracked(kept_b, 32);
+    CHECK(figures_of("pending_site").inuse_objects == 0);
+}
+
+TEST_CASE("heap_profile: snapshots taken while threads churn hold every sample in its stack's figures",
+          "[heap_profile][threads]") {
+    // Pending per-thread figures are folded under the same locks as the live
+    // entries are read: at every snapshot the allocated objects over all
+    // stacks equal the samples recorded, however the threads are interleaved.
+    constexpr int threads = 3, rounds = 20000;
+    profiler_run run(profile_options{}.sample_interval(1));
+    std::atomic<bool> stop{false};
+    std::atomic<int> ready{0};
+    std::vector<std::thread> pool;
+    for (int i = 0; i < threads; ++i) {
+        pool.emplace_back([&] {
+            ready.fetch_add(1);
+            for (int k = 0; k < rounds && !stop.load(std::memory_order_relaxed); ++k) {
+                const std::size_t size = 8 + static_cast<std::size_t>(k % 5) * 8;
+                g_tracked.deallocate(pending_site(size), size);
+            }
+        });
+    }
+    while (ready.load() != threads) std::this_thread::yield();
+    int mismatched = 0, snapshots = 0;
+    for (; snapshots < 100; ++snapshots) {
+        memdiag::detail::internal_section quiet;
+        memdiag::detail::heapprof::snapshot_data snap;
+        REQUIRE(memdiag::detail::heapprof::take_snapshot(snap));
+        std::int64_t objects = 0;
+        for (const auto& s : snap.samples) objects += s.alloc_objects;
+        if (static_cast<std::uint64_t>(objects) != snap.stats.samples || snap.stats.dropped_samples != 0) {
+            if (mismatched++ == 0)
+                WARN("snapshot " << snapshots << ": " << objects << " objects in the stacks' figures, "
+                                 << snap.stats.samples << " samples");
+        }
+    }
+    stop.store(true);
+    for (auto& th : pool) th.join();
+    INFO(snapshots << " snapshots");
+    CHECK(mismatched == 0);
+}

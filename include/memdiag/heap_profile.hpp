@@ -32,6 +32,8 @@
 //                                bytes per frame; the entry array, figures and
 //                                frame arena double, so up to as much again is free
 //   fixed                        the 64 KiB free filter
+//   per thread that samples      its stack cache, 1.5 KiB [1.4 KiB] of TLS
+//                                (recent stacks and their pending figures)
 // While a live shard doubles, its old table is held too for the rehash. Only a
 // sample that would take the tables past the cap (or past a count limit set
 // with max_live_samples / max_stacks, or whose memory is refused) is dropped,

@@ -44,6 +44,9 @@ struct profiler_state {
     char dump_path[1024] = {};            ///< under control
 };
 inline profiler_state g_profiler;
+/// The thread's stack cache (record_sample); zero-initialized (generation 0
+/// is never current; state 0: not registered).
+inline thread_local stack_cache tls_stack_cache MEMDIAG_TLS_FAST = {};
 
 /// The profiler's part in fork handling (thread_state.hpp): its locks are held
 /// across fork, so the child never finds one held by a thread it does not have.
@@ -61,7 +64,20 @@ inline void fork_unlock() noexcept {
     g_profiler.lock.unlock();
     g_profiler.control.unlock();
 }
-inline constexpr fork_participant profiler_fork_participant{&fork_lock, &fork_unlock, &fork_unlock};
+/// In the child: the other threads are gone, so their pending figures are
+/// folded and their caches unlinked (their memory is reused by new threads).
+inline void fork_child() noexcept {
+    if (tables* t = g_profiler.current.load(std::memory_order_acquire)) {
+        stack_cache* own = &tls_stack_cache;
+        for (stack_cache* c = t->caches; c != nullptr;) {
+            stack_cache* next = c->next;
+            if (c != own) t->retire_cache(*c);
+            c = next;
+        }
+    }
+    fork_unlock();
+}
+inline constexpr fork_participant profiler_fork_participant{&fork_lock, &fork_unlock, &fork_child};
 
 /// Run numbers live in global_slow above slow_epoch_shift (24 bits on 32-bit unsigned).
 inline constexpr unsigned epoch_mask = ~0u >> slow_epoch_shift;
@@ -211,27 +227,63 @@ MEMDIAG_NO_SANITIZE_ADDRESS MEMDIAG_WALK_INLINE walk_result walk_and_hash(std::u
 #undef MEMDIAG_WALK_INLINE
 #endif
 
-/// A thread's recently recorded stacks: frame hash -> stack id, so that a
-/// sample of a stack seen lately takes only its live shard's lock, not the
-/// stack lock that every thread's samples would otherwise meet at (perf,
-/// issue 15: with more threads than CPUs, its holder descheduled, the others
-/// spun and yielded). An entry holds only for the code table version it was
-/// checked under and the tables' generation (a restart clears them; the
-/// shard lock re-checks it). It is filled from a stack table lookup that
-/// compared every frame; a hit compares the 64-bit hash, the depth and the
-/// sum of the frames, so two stacks of one thread agreeing on all three
-/// (about 2^-64 per pair) is the only way to be wrong.
-struct stack_cache_entry {
-    std::uint64_t hash;
-    std::uintptr_t sum;
-    std::uint32_t id, seq, gen, depth;
+/// A thread's recently recorded stacks (stack_cache, heap_tables.hpp): frame
+/// hash -> stack id, so that a sample of a stack seen lately takes only its
+/// live shard's lock, not the stack lock that every thread's samples would
+/// otherwise meet at (perf, issue 15: with more threads than CPUs, its holder
+/// descheduled, the others spun and yielded), and adds to the thread's own
+/// pending figures for the stack rather than to figures every CPU writes.
+/// An entry holds only for the code table version it was checked under and
+/// the tables' generation (a restart clears them; the shard lock re-checks
+/// it). It is filled from a stack table lookup that compared every frame; a
+/// hit compares the 64-bit hash, the depth and the sum of the frames, so two
+/// stacks of one thread agreeing on all three (about 2^-64 per pair) is the
+/// only way to be wrong. Pending figures are folded into the stacks' figures
+/// when the entry is refilled, at every snapshot and when the thread exits.
+/// 0 turns the cache off (a measurement switch for A/B runs): every sample
+/// then takes the stack lock and adds to the shared figures.
+#ifndef MEMDIAG_PROFILE_STACK_CACHE
+#define MEMDIAG_PROFILE_STACK_CACHE 1
+#endif
+
+/// Folds the thread's pending figures and unlinks its cache; later samples
+/// of the thread bypass the cache. At thread exit (stack_cache_owner).
+MEMDIAG_NOINLINE inline void retire_stack_cache() noexcept {
+    stack_cache& c = tls_stack_cache;
+    tables* t = g_profiler.current.load(std::memory_order_acquire);
+    if (t == nullptr || c.state != 1) {
+        c.state = 2;
+        return;
+    }
+    internal_section quiet;
+    t->lock_shards();
+    t->retire_cache(c);
+    t->unlock_shards();
+}
+
+/// Its destructor retires the thread's stack cache: a thread's pending
+/// figures are never lost when it exits.
+struct stack_cache_owner {
+    stack_cache_owner() noexcept {}  // user-provided: constructed (and its destructor registered) on first use
+    ~stack_cache_owner() { retire_stack_cache(); }
+    stack_cache_owner(const stack_cache_owner&) = delete;
+    stack_cache_owner& operator=(const stack_cache_owner&) = delete;
 };
-inline constexpr std::size_t stack_cache_size = 32;
-struct stack_cache {
-    stack_cache_entry e[stack_cache_size];
-};
-/// Zero-initialized (generation 0 is never current): 1 KiB per thread on 64-bit.
-inline thread_local stack_cache tls_stack_cache MEMDIAG_TLS_FAST = {};
+
+/// Registers the thread's cache on its first sample: true when it may be
+/// used. The owner is constructed first, outside any table lock (the C++
+/// runtime may allocate to register its destructor); linking takes every
+/// shard lock, once per thread.
+MEMDIAG_NOINLINE inline bool register_stack_cache(tables* t) noexcept {
+    stack_cache& c = tls_stack_cache;
+    if (c.state != 0) return c.state == 1;
+    static thread_local stack_cache_owner owner;
+    (void)owner;
+    t->lock_shards();
+    t->link_cache(c);
+    t->unlock_shards();
+    return true;
+}
 
 /// Captures the stack and enters a sampled allocation in the tables.
 ///
@@ -261,10 +313,13 @@ MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
         const walk_result r = walk_and_hash(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)), b.low,
                                             b.high, f, max_frames, h, sum);
         if (!walk_needs_unwinder(r)) {
-            stack_cache_entry& c = tls_stack_cache.e[static_cast<std::size_t>(h >> 32) & (stack_cache_size - 1)];
-            if (c.hash == h && c.sum == sum && c.depth == r.count && c.seq == seq &&
-                t->add_live(p, size, c.id, c.gen, true))
-                return;  // add_live refused a stale generation: look it up
+            stack_cache& cache = tls_stack_cache;
+            const bool cached = MEMDIAG_PROFILE_STACK_CACHE != 0 &&
+                                (cache.state == 1 || (cache.state == 0 && register_stack_cache(t)));
+            stack_cache_entry& c = cache.e[static_cast<std::size_t>(h >> 32) & (stack_cache_size - 1)];
+            if (cached && c.hash == h && c.sum == sum && c.depth == r.count && c.seq == seq &&
+                t->add_live_cached(p, size, c, h))
+                return;  // refused: a stale generation, or refilled meanwhile: look it up
             std::uint32_t gen;
             {
                 table_guard g(g_profiler.lock);
@@ -273,17 +328,13 @@ MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
                 outgrown = id >= 0 && outgrows_reserve(*t);
             }
             if (id >= 0) {
-                // The hash last: a signal handler sampling on this thread
-                // never sees a half-written entry as valid.
-                c.hash = 0;
-                std::atomic_signal_fence(std::memory_order_seq_cst);
-                c = stack_cache_entry{0, sum, static_cast<std::uint32_t>(id), seq, gen,
-                                      static_cast<std::uint32_t>(r.count)};
-                std::atomic_signal_fence(std::memory_order_seq_cst);
-                c.hash = h;
-                // Refused only when a restart cleared the tables meanwhile:
-                // the sample belonged to the run that ended.
-                t->add_live(p, size, static_cast<std::uint32_t>(id), gen);
+                // The entry is refilled under the shard lock: a signal handler
+                // sampling on this thread meanwhile leaves the tables (and the
+                // cache) alone. Refused only when a restart cleared the tables
+                // meanwhile: the sample belonged to the run that ended.
+                const stack_cache_entry key{h, sum, static_cast<std::uint32_t>(id), seq, gen,
+                                            static_cast<std::uint32_t>(r.count), 0, 0};
+                t->add_live(p, size, static_cast<std::uint32_t>(id), gen, cached ? &c : nullptr, &key);
                 if (MEMDIAG_UNLIKELY(outgrown)) resize_reserve(t);
                 return;
             }

@@ -112,6 +112,7 @@ inline bool take_snapshot(snapshot_data& out) {
         stacks.reserve(want_stacks);
         out.frames.reserve(want_frames);
         all_tables_guard g(*t);
+        t->fold_all();  // the threads' pending figures (stack caches), under the same locks as the live entries
         if (attempt < 3 && (t->stack_count > want_stacks || t->frames_used > want_frames)) continue;
         std::size_t n = t->stack_count < want_stacks ? t->stack_count : want_stacks;
         while (n != 0 && t->stacks[n - 1].frames_at + t->stacks[n - 1].depth > want_frames) --n;

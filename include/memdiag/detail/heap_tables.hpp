@@ -67,6 +67,10 @@ struct live_entry {
     static std::uint64_t pack(std::uint64_t size, std::uint32_t stack) noexcept {
         return (size > max_recorded_size ? max_recorded_size : size) << stack_id_bits | stack;
     }
+    /// The size as recorded (clamped), for a stack's figures.
+    static std::int64_t recorded(std::uint64_t size) noexcept {
+        return static_cast<std::int64_t>(size > max_recorded_size ? max_recorded_size : size);
+    }
 };
 
 /// A distinct stack with its raw (unscaled) figures: 48 bytes.
@@ -87,7 +91,9 @@ static_assert(max_capture <= 0xffff, "stack_entry::depth is 16 bits");
 /// stack's figures concurrently, hence atomics (relaxed: a snapshot holds
 /// every shard lock while it reads them). The in-use figures are not kept:
 /// a snapshot adds up the live entries (for_each_live), so a free updates no
-/// figure at all, and a sample two.
+/// figure at all. A sample of a stack in its thread's cache adds to the
+/// cache entry's pending figures (stack_cache_entry), folded in later; only
+/// a sample that refills an entry, or has no cache, adds here.
 struct stack_figures {
     std::atomic<std::int64_t> alloc_objects, alloc_bytes;
 };
@@ -101,11 +107,41 @@ static_assert((figures_chunk0 << figures_chunks) - figures_chunk0 >= max_stack_i
 /// The chunk of stack id (first) and the index in it (second).
 inline void figures_place(std::uint32_t id, std::size_t& chunk, std::size_t& at) noexcept {
     const std::size_t v = std::size_t{id} + figures_chunk0;  // at least 1024: its top bit is bit 10 or above
+#if defined(__GNUC__) || defined(__clang__)
+    const auto top = static_cast<std::size_t>(63 - __builtin_clzll(static_cast<unsigned long long>(v)));
+#else
     std::size_t top = 10;
     while ((v >> (top + 1)) != 0) ++top;
+#endif
     chunk = top - 10;
     at = v - (figures_chunk0 << chunk);
 }
+
+/// A thread's recently recorded stacks (record_sample, heap_sampling.hpp):
+/// frame hash -> stack id, plus the thread's pending figures for that stack.
+/// The key fields (hash to depth) are written only by the owning thread, under
+/// a shard lock; the pending figures are read and written only under a shard
+/// lock (the owner's sample holds one, a fold holds all), so a snapshot, which
+/// holds every shard lock, folds them consistently with the live entries.
+struct stack_cache_entry {
+    std::uint64_t hash;
+    std::uintptr_t sum;
+    std::uint32_t id, seq, gen, depth;
+    /// Samples this thread added to stack `id` of generation `gen` that the
+    /// stack's figures do not hold yet (tables::fold): per-thread deltas, so a
+    /// sample writes no cache line another CPU writes (perf, issue 15).
+    std::int64_t objects, bytes;
+};
+inline constexpr std::size_t stack_cache_size = 32;
+/// A thread's stack cache and its link in tables::caches (1.5 KiB on 64-bit).
+struct stack_cache {
+    stack_cache_entry e[stack_cache_size];
+    stack_cache* next;
+    stack_cache* prev;
+    /// 0: not registered yet; 1: in tables::caches; 2: retired (its thread is
+    /// exiting, or in a fork child, another thread's): samples bypass it.
+    std::uint8_t state;
+};
 
 using filter_cell = std::atomic<std::uint8_t>;
 static_assert(sizeof(filter_cell) == 1, "the free filter is an array of one-byte atomics");
@@ -144,9 +180,10 @@ MEMDIAG_ALWAYS_INLINE std::size_t filter_index(const void* p) noexcept {
 /// cell is mixed (Fibonacci hashing of its 16 bits) rather than its low bits
 /// taken: blocks 64 or 256 bytes apart (size classes, ASan's redzones) would
 /// otherwise fill only a quarter or one of the shards.
-MEMDIAG_ALWAYS_INLINE std::size_t shard_index(const void* p) noexcept {
-    return ((filter_index(p) * std::size_t{40503}) & (filter_cells - 1)) >> (filter_bits - shard_bits);
+MEMDIAG_ALWAYS_INLINE std::size_t shard_of_cell(std::size_t cell) noexcept {
+    return ((cell * std::size_t{40503}) & (filter_cells - 1)) >> (filter_bits - shard_bits);
 }
+MEMDIAG_ALWAYS_INLINE std::size_t shard_index(const void* p) noexcept { return shard_of_cell(filter_index(p)); }
 
 /// Hash of a stack, one frame at a time (record_sample hashes while it walks).
 struct frames_hasher {
@@ -233,9 +270,13 @@ struct alignas(64) live_shard {
 /// Locks: the stacks (index, entries, arena, checked flags, stack_count,
 /// frames_used, known_hits, stack_dropped) are guarded by the stack lock
 /// (g_profiler.lock); each live shard by its own lock, which also guards the
-/// stack figures it changes and its filter cells. A thread takes at most one
+/// stack figures it changes, its filter cells and the pending figures of the
+/// cache entry its sampling thread uses; the list of caches is changed with
+/// every shard lock held. A thread takes at most one
 /// of them at a time, except a snapshot, stats(), clear and fork, which take
-/// the stack lock and then every shard lock in index order. The filter is
+/// the stack lock and then every shard lock in index order, and a thread
+/// linking or retiring its cache, which takes every shard lock in index order
+/// (without the stack lock: never held while waiting for it). The filter is
 /// also read lock-free by frees, max_depth by record_sample.
 ///
 /// Memory (64-bit; 32-bit in brackets): a live sample takes one 16 [12] byte
@@ -274,6 +315,10 @@ struct tables {
     /// Bumped by clear (every lock held): a thread's stack cache entry
     /// (heap_sampling.hpp) names a stack id of one generation only.
     std::atomic<std::uint32_t> generation{1};
+    /// The registered threads' stack caches (their pending figures): linked
+    /// and unlinked with every shard lock held, so a holder of every shard
+    /// lock may walk the list and fold.
+    stack_cache* caches = nullptr;
     /// Bytes the tables take (bytes()): reserved before memory is taken, so
     /// that shards growing at once never pass max_bytes together.
     std::atomic<std::size_t> used{0};
@@ -358,6 +403,44 @@ struct tables {
         std::size_t c = 0, at = 0;
         figures_place(id, c, at);
         return figures[c].load(std::memory_order_acquire)[at];
+    }
+
+    /// Adds an entry's pending figures to its stack's figures and zeroes them;
+    /// figures of an earlier generation are dropped with their run. The
+    /// entry's shard lock, or every shard lock, held.
+    void fold(stack_cache_entry& c) noexcept {
+        if (c.objects == 0) return;
+        if (c.gen == generation.load(std::memory_order_relaxed)) {
+            stack_figures& fig = figures_of(c.id);
+            fig.alloc_objects.fetch_add(c.objects, std::memory_order_relaxed);
+            fig.alloc_bytes.fetch_add(c.bytes, std::memory_order_relaxed);
+        }
+        c.objects = c.bytes = 0;
+    }
+    /// Folds every registered thread's pending figures (snapshot, fork).
+    /// Every shard lock held.
+    void fold_all() noexcept {
+        for (stack_cache* c = caches; c != nullptr; c = c->next)
+            for (stack_cache_entry& e : c->e) fold(e);
+    }
+    /// Links a thread's cache into `caches`. Every shard lock held.
+    void link_cache(stack_cache& c) noexcept {
+        c.prev = nullptr;
+        c.next = caches;
+        if (caches != nullptr) caches->prev = &c;
+        caches = &c;
+        c.state = 1;
+    }
+    /// Folds a cache's figures and unlinks it: its thread is exiting (or,
+    /// in a fork child, gone). Every shard lock held.
+    void retire_cache(stack_cache& c) noexcept {
+        if (c.state != 1) return;
+        for (stack_cache_entry& e : c.e) fold(e);
+        if (c.prev != nullptr) c.prev->next = c.next;
+        else caches = c.next;
+        if (c.next != nullptr) c.next->prev = c.prev;
+        c.next = c.prev = nullptr;
+        c.state = 2;
     }
 
     /// The filter cell of an address (never 0 while the address is in the table).
@@ -640,57 +723,97 @@ struct tables {
         return true;
     }
 
-    /// Enters a sampled block under stack id in its shard (replacing an entry
-    /// for the same address: that block was freed where we could not see
-    /// it), or counts it as dropped when the shard cannot grow or max_live is
-    /// reached. Takes the shard's lock (the caller holds no table lock).
-    /// `gen`: the generation the id belongs to (read under the stack lock, or
-    /// a thread's stack cache: `cached`, counted in the shard's `known`);
-    /// false, nothing done, when the tables were cleared since.
-    bool add_live(void* ptr, std::size_t size, std::uint32_t id, std::uint32_t gen, bool cached = false) noexcept {
-        live_shard& s = shard_of(ptr);
-        const auto p = reinterpret_cast<std::uintptr_t>(ptr);
-        table_guard g(s.lock);
-        // clear holds this lock: under it the generation stands still, and an
-        // id of this generation has its figures chunk.
-        if (gen != generation.load(std::memory_order_relaxed)) return false;
-        if (cached) ++s.known;
+    /// Enters a sampled block under stack id in shard s, whose lock is held
+    /// (replacing an entry for the same address: that block was freed where
+    /// we could not see it); false, counted as dropped, when the shard cannot
+    /// grow or max_live is reached. The caller adds the stack's figures.
+    /// `c`: the address's filter cell (its index computed once by the
+    /// caller). Not forced inline: inlined in both callers it cost 17 more
+    /// instructions per sample (callgrind, workload --shape small).
+    bool insert_locked(live_shard& s, std::uintptr_t p, std::size_t size, std::uint32_t id, filter_cell& c) noexcept {
         ++s.takes;
         const std::size_t n = s.count.load(std::memory_order_relaxed);
         // Keep the load at most 3/4 (linear probes stay short): grow, or drop.
         if (4 * (n + 1) > 3 * s.cap() && !grow_live(s)) {
             ++s.dropped;
-            return true;
+            return false;
         }
         const std::size_t i = s.probe(p);
         if (s.live[i].addr != p) {
             if (max_live != 0 && live_total() >= max_live) {
                 ++s.dropped;
-                return true;
+                return false;
             }
             s.count.store(n + 1, std::memory_order_relaxed);
-            filter_cell& c = cell(ptr);
             const std::uint8_t v = c.load(std::memory_order_relaxed);
             if (v != 0xff) c.store(static_cast<std::uint8_t>(v + 1), std::memory_order_relaxed);
         }
         s.live[i] = live_entry{p, live_entry::pack(size, id)};
-        stack_figures& fig = figures_of(id);
-        fig.alloc_objects.fetch_add(1, std::memory_order_relaxed);
-        fig.alloc_bytes.fetch_add(static_cast<std::int64_t>(s.live[i].size()), std::memory_order_relaxed);
         ++s.samples;
+        return true;
+    }
+
+    /// Enters a sampled block under stack id (insert_locked), taking its
+    /// shard's lock (the caller holds no table lock). `gen`: the generation
+    /// the id belongs to, read under the stack lock; false, nothing done,
+    /// when the tables were cleared since. `c`: the thread's cache entry to
+    /// fill with `key` (its earlier pending figures folded first), which then
+    /// holds this sample's figures; nullptr: they go to the stack's figures.
+    bool add_live(void* ptr, std::size_t size, std::uint32_t id, std::uint32_t gen, stack_cache_entry* c = nullptr,
+                  const stack_cache_entry* key = nullptr) noexcept {
+        const std::size_t fi = filter_index(ptr);  // once: it names the shard and the cell
+        live_shard& s = shards[shard_of_cell(fi)];
+        const auto p = reinterpret_cast<std::uintptr_t>(ptr);
+        table_guard g(s.lock);
+        // clear holds this lock: under it the generation stands still, and an
+        // id of this generation has its figures chunk.
+        if (gen != generation.load(std::memory_order_relaxed)) return false;
+        if (c != nullptr) {
+            fold(*c);
+            *c = *key;
+            c->objects = c->bytes = 0;
+        }
+        if (!insert_locked(s, p, size, id, filter[fi])) return true;
+        const std::int64_t bytes = live_entry::recorded(size);
+        if (c != nullptr) {
+            c->objects = 1;
+            c->bytes = bytes;
+        } else {
+            stack_figures& fig = figures_of(id);
+            fig.alloc_objects.fetch_add(1, std::memory_order_relaxed);
+            fig.alloc_bytes.fetch_add(bytes, std::memory_order_relaxed);
+        }
+        return true;
+    }
+
+    /// A sample of the stack a thread's cache entry c names (a hit: hash h):
+    /// its figures go to c's pending figures, written by no other CPU. False,
+    /// nothing done, when c no longer names that stack of this generation
+    /// (cleared since, or refilled by a signal handler on this thread).
+    bool add_live_cached(void* ptr, std::size_t size, stack_cache_entry& c, std::uint64_t h) noexcept {
+        const std::size_t fi = filter_index(ptr);
+        live_shard& s = shards[shard_of_cell(fi)];
+        const auto p = reinterpret_cast<std::uintptr_t>(ptr);
+        table_guard g(s.lock);
+        if (c.hash != h || c.gen != generation.load(std::memory_order_relaxed)) return false;
+        ++s.known;
+        if (!insert_locked(s, p, size, c.id, filter[fi])) return true;
+        ++c.objects;
+        c.bytes += live_entry::recorded(size);
         return true;
     }
 
     /// Forgets a freed block if it was sampled. Takes only its shard's lock.
     void remove(void* ptr) noexcept {
-        live_shard& s = shard_of(ptr);
+        const std::size_t fi = filter_index(ptr);
+        live_shard& s = shards[shard_of_cell(fi)];
         const auto p = reinterpret_cast<std::uintptr_t>(ptr);
         table_guard g(s.lock);
         ++s.takes;
         std::size_t i = s.probe(p);
         if (s.live[i].addr != p) return;  // a filter false positive
         s.count.store(s.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-        filter_cell& c = cell(ptr);
+        filter_cell& c = filter[fi];
         const std::uint8_t v = c.load(std::memory_order_relaxed);
         if (v != 0xff) c.store(static_cast<std::uint8_t>(v - 1), std::memory_order_relaxed);  // 0xff: sticky
         // Backward-shift deletion keeps every probe chain unbroken (no tombstones).
