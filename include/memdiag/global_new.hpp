@@ -149,7 +149,7 @@ MEMDIAG_NOINLINE inline void* hooked_new_slow(std::size_t n, std::size_t align, 
 MEMDIAG_ALWAYS_INLINE bool inline_usable_size(void* p, std::size_t fallback, std::size_t& out) noexcept {
 #if MEMDIAG_HAS_LIBC_MALLOC
     (void)fallback;
-    if (MEMDIAG_UNLIKELY(g_glibc_chunks.load(std::memory_order_relaxed) != 1)) return false;
+    if (MEMDIAG_UNLIKELY(chunk_layout_unread() != 0)) return false;
     out = glibc_chunk_usable(reinterpret_cast<std::uintptr_t>(p));
 #else
     out = usable_size(p, fallback);
@@ -167,6 +167,19 @@ MEMDIAG_NOINLINE inline void* hooked_new_publish(shard& sh, void* p) noexcept {
 MEMDIAG_ALWAYS_INLINE void* hooked_new_count(thread_state* s, void* p, std::size_t n) noexcept {
     std::size_t size;
     if (MEMDIAG_UNLIKELY(!inline_usable_size(p, n, size))) size = usable_size(p, n);
+    shard& sh = s->shards[0];
+    if (MEMDIAG_UNLIKELY(shard_count_allocation(sh, size))) return hooked_new_publish(sh, p);
+    return p;
+}
+
+/// Counts p into the thread's process shard when the caller has seen
+/// chunk_layout_unread() == 0 (the size read inline); returns p.
+MEMDIAG_ALWAYS_INLINE void* hooked_new_count_read(thread_state* s, void* p) noexcept {
+#if MEMDIAG_HAS_LIBC_MALLOC
+    const std::size_t size = glibc_chunk_usable(reinterpret_cast<std::uintptr_t>(p));
+#else
+    const std::size_t size = usable_size(p, 0);
+#endif
     shard& sh = s->shards[0];
     if (MEMDIAG_UNLIKELY(shard_count_allocation(sh, size))) return hooked_new_publish(sh, p);
     return p;
@@ -199,16 +212,29 @@ MEMDIAG_NOINLINE inline void* hooked_new_watched(std::size_t n, bool nothrow) {
     return hooked_new_slow(n, 0, nothrow);
 }
 
+/// operator new after a failed malloc whose countdown was taken: gives the
+/// countdown back, then the slow path (out of line, so the fast path keeps
+/// no register for the old countdown across malloc).
+MEMDIAG_NOINLINE inline void* hooked_new_unsampled_failed(std::size_t n, bool nothrow) {
+    tls_head.state->sample_countdown += static_cast<std::int64_t>(n);
+    return hooked_new_slow(n, 0, nothrow);
+}
+
 /// operator new: when the thread only counts (quiet_thread_state) and the
 /// alignment is malloc's, one test before malloc and the count after it.
 MEMDIAG_ALWAYS_INLINE void* hooked_new(std::size_t n, std::size_t align, bool nothrow) {
+#if !MEMDIAG_HAS_LIBC_MALLOC
     if (n == 0) n = 1;
+#endif
+    // glibc: malloc(0) gives a unique minimum chunk, as new(0) must; a C
+    // library whose malloc(0) returns null goes to hooked_new_slow, which asks for 1.
     if (MEMDIAG_LIKELY(align <= alignof(std::max_align_t))) {
         thread_state* const s = tls_head.state;
         const std::uint64_t guards = tls_head.guards;
         const unsigned g = g_registry.global_slow.load(std::memory_order_relaxed);
-        if (MEMDIAG_LIKELY((guards | g | static_cast<std::uint64_t>(s == nullptr)) == 0)) {
-            if (void* p = raw_alloc(n, 0)) return hooked_new_count(s, p, n);
+        // The layout word joins the OR: one branch for state, guards, globals and layout.
+        if (MEMDIAG_LIKELY((guards | (g | chunk_layout_unread()) | static_cast<std::uint64_t>(s == nullptr)) == 0)) {
+            if (void* p = raw_alloc(n, 0)) return hooked_new_count_read(s, p);
             return hooked_new_slow(n, align, nothrow);
         }
         // The heap profiler alone, no sample due: count as above, less the countdown.
@@ -217,7 +243,7 @@ MEMDIAG_ALWAYS_INLINE void* hooked_new(std::size_t n, std::size_t align, bool no
             s->sample_epoch == (g >> slow_epoch_shift) && s->sample_countdown > bytes) {
             s->sample_countdown -= bytes;
             if (void* p = raw_alloc(n, 0)) return hooked_new_count(s, p, n);
-            s->sample_countdown += bytes;
+            return hooked_new_unsampled_failed(n, nothrow);
         }
         // A scope or injection open on this thread: straight to the slow path.
         if (guards != 0) return hooked_new_slow(n, align, nothrow);
@@ -258,7 +284,12 @@ MEMDIAG_ALWAYS_INLINE void hooked_delete(void* p, std::size_t size_hint, std::si
     const std::uint64_t unready = tls_head.guards | static_cast<std::uint64_t>(s == nullptr);
     const unsigned g = g_registry.global_slow.load(std::memory_order_relaxed);
     std::size_t size;
-    if (MEMDIAG_LIKELY((unready | g) == 0) && MEMDIAG_LIKELY(inline_usable_size(p, size_hint, size))) {
+    if (MEMDIAG_LIKELY((unready | (g | chunk_layout_unread())) == 0)) {
+#if MEMDIAG_HAS_LIBC_MALLOC
+        size = glibc_chunk_usable(reinterpret_cast<std::uintptr_t>(p));
+#else
+        size = usable_size(p, size_hint);
+#endif
         if (MEMDIAG_UNLIKELY(shard_count_free(s->shards[0], size))) return hooked_delete_watched(p, size_hint, align, true);
         return raw_free(p, align);
     }
