@@ -196,7 +196,7 @@ MEMDIAG_NOINLINE inline void* hooked_new_watched(std::size_t n, bool nothrow) {
     const std::uint64_t guards = tls_head.guards;
     thread_state* const s = tls_head.state;
     const auto bytes = static_cast<std::int64_t>(n);
-    if (guards == 0 && s != nullptr && profiler_only(g) && s->sample_epoch == (g >> slow_epoch_shift) &&
+    if (guards == 0 && profiler_only(g) && s->sample_epoch == (g >> slow_epoch_shift) &&
         s->sample_countdown > bytes) {
         s->sample_countdown -= bytes;
         if (void* p = raw_alloc(n, 0)) return hooked_new_count(s, p, n);
@@ -232,14 +232,14 @@ MEMDIAG_ALWAYS_INLINE void* hooked_new(std::size_t n, std::size_t align, bool no
         thread_state* const s = tls_head.state;
         const std::uint64_t guards = tls_head.guards;
         const unsigned g = g_registry.global_slow.load(std::memory_order_relaxed);
-        // The layout word joins the OR: one branch for state, guards, globals and layout.
-        if (MEMDIAG_LIKELY((guards | (g | chunk_layout_unread()) | static_cast<std::uint64_t>(s == nullptr)) == 0)) {
+        // One branch for state (guard_no_state), guards, globals and layout.
+        if (MEMDIAG_LIKELY((guards | (g | chunk_layout_unread())) == 0)) {
             if (void* p = raw_alloc(n, 0)) return hooked_new_count_read(s, p);
             return hooked_new_slow(n, align, nothrow);
         }
         // The heap profiler alone, no sample due: count as above, less the countdown.
         const auto bytes = static_cast<std::int64_t>(n);
-        if ((guards | static_cast<std::uint64_t>(s == nullptr)) == 0 && profiler_only(g) &&
+        if (guards == 0 && profiler_only(g) &&
             s->sample_epoch == (g >> slow_epoch_shift) && s->sample_countdown > bytes) {
             s->sample_countdown -= bytes;
             if (void* p = raw_alloc(n, 0)) return hooked_new_count(s, p, n);
@@ -281,7 +281,7 @@ MEMDIAG_NOINLINE inline void hooked_delete_watched(void* p, std::size_t size_hin
 MEMDIAG_ALWAYS_INLINE void hooked_delete(void* p, std::size_t size_hint, std::size_t align) noexcept {
     if (p == nullptr) return;
     thread_state* const s = tls_head.state;
-    const std::uint64_t unready = tls_head.guards | static_cast<std::uint64_t>(s == nullptr);
+    const std::uint64_t unready = tls_head.guards;  // guard_no_state: s is null
     const unsigned g = g_registry.global_slow.load(std::memory_order_relaxed);
     std::size_t size;
     if (MEMDIAG_LIKELY((unready | (g | chunk_layout_unread())) == 0)) {

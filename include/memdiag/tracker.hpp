@@ -366,9 +366,9 @@ public:
 /// global hook's test: its tracker's shard is always 0.
 MEMDIAG_ALWAYS_INLINE thread_state* quiet_thread_state() noexcept {
     thread_state* const s = tls_head.state;
-    // One branch for the common case: the conditions folded into one word.
-    const std::uint64_t rare = tls_head.guards | g_registry.global_slow.load(std::memory_order_relaxed) |
-                               static_cast<std::uint64_t>(s == nullptr);
+    // One branch for the common case: the conditions folded into one word
+    // (guard_no_state stands for s == nullptr).
+    const std::uint64_t rare = tls_head.guards | g_registry.global_slow.load(std::memory_order_relaxed);
     return MEMDIAG_LIKELY(rare == 0) ? s : nullptr;
 }
 
