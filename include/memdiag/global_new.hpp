@@ -163,10 +163,18 @@ MEMDIAG_NOINLINE inline void* hooked_new_publish(shard& sh, void* p) noexcept {
     return p;
 }
 
+/// hooked_new_count when the size cannot be read inline: out of line, so
+/// operator new keeps no stack slot for p around the library call.
+MEMDIAG_NOINLINE inline void* hooked_new_count_library(thread_state* s, void* p, std::size_t n) noexcept {
+    shard& sh = s->shards[0];
+    if (MEMDIAG_UNLIKELY(shard_count_allocation(sh, usable_size(p, n)))) publish_drift(sh, g_process_slot);
+    return p;
+}
+
 /// Counts p into the thread's process shard; returns p.
 MEMDIAG_ALWAYS_INLINE void* hooked_new_count(thread_state* s, void* p, std::size_t n) noexcept {
     std::size_t size;
-    if (MEMDIAG_UNLIKELY(!inline_usable_size(p, n, size))) size = usable_size(p, n);
+    if (MEMDIAG_UNLIKELY(!inline_usable_size(p, n, size))) return hooked_new_count_library(s, p, n);
     shard& sh = s->shards[0];
     if (MEMDIAG_UNLIKELY(shard_count_allocation(sh, size))) return hooked_new_publish(sh, p);
     return p;

@@ -172,8 +172,8 @@ MEMDIAG_ALWAYS_INLINE bool shard_count_allocation(shard& sh, std::size_t size) n
     const auto r = std::memory_order_relaxed;
     const std::int64_t view = sh.view + static_cast<std::int64_t>(size);
     sh.view = view;
-    sh.allocations.store(sh.allocations.load(r) + 1, r);
-    sh.bytes_allocated.store(sh.bytes_allocated.load(r) + size, r);
+    owner_bump(sh.allocations, 1);
+    owner_bump(sh.bytes_allocated, size);
     if (view > static_cast<std::int64_t>(sh.peak.load(r))) sh.peak.store(static_cast<std::uint64_t>(view), r);
     return view > sh.publish_above;
 }
@@ -181,11 +181,10 @@ MEMDIAG_ALWAYS_INLINE bool shard_count_allocation(shard& sh, std::size_t size) n
 /// Counts a deallocation in the calling thread's shard. True when the view
 /// fell below its publish mark: the caller publishes.
 MEMDIAG_ALWAYS_INLINE bool shard_count_free(shard& sh, std::size_t size) noexcept {
-    const auto r = std::memory_order_relaxed;
     const std::int64_t view = sh.view - static_cast<std::int64_t>(size);
     sh.view = view;
-    sh.deallocations.store(sh.deallocations.load(r) + 1, r);
-    sh.bytes_freed.store(sh.bytes_freed.load(r) + size, r);
+    owner_bump(sh.deallocations, 1);
+    owner_bump(sh.bytes_freed, size);
     return view < sh.publish_below;
 }
 

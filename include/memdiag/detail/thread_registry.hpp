@@ -29,6 +29,21 @@ MEMDIAG_ALWAYS_INLINE void owner_add(relaxed_u64& c, std::uint64_t n) noexcept {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
+/// owner_add for the global hook's counters: one read-modify-write
+/// instruction on memory on x86-64 (`add` without `lock`: only the owner
+/// writes, and the aligned 8-byte store a reader may see is whole), where
+/// relaxed atomics compile to a load, an add and a store. Elsewhere owner_add.
+MEMDIAG_ALWAYS_INLINE void owner_bump(relaxed_u64& c, std::uint64_t n) noexcept {
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+    static_assert(sizeof(relaxed_u64) == sizeof(std::uint64_t), "a lock-free 8-byte counter");
+    // The operand is the atomic object itself; the asm is opaque to the compiler, so
+    // no relaxed load of c is reordered or cached across it (it reads and writes c).
+    __asm__("addq %1, %0" : "+m"(c) : "er"(n));
+#else
+    owner_add(c, n);
+#endif
+}
+
 /// Raises an atomic maximum.
 inline void atomic_max(relaxed_u64& m, std::uint64_t v) noexcept {
     std::uint64_t cur = m.load(std::memory_order_relaxed);
