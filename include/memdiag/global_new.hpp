@@ -204,8 +204,7 @@ MEMDIAG_NOINLINE inline void* hooked_new_watched(std::size_t n, bool nothrow) {
     const std::uint64_t guards = tls_head.guards;
     thread_state* const s = tls_head.state;
     const auto bytes = static_cast<std::int64_t>(n);
-    if (guards == 0 && profiler_only(g) && s->sample_epoch == (g >> slow_epoch_shift) &&
-        s->sample_countdown > bytes) {
+    if (guards == 0 && s->sample_key == g && s->sample_countdown > bytes) {
         s->sample_countdown -= bytes;
         if (void* p = raw_alloc(n, 0)) return hooked_new_count(s, p, n);
         s->sample_countdown += bytes;
@@ -247,8 +246,8 @@ MEMDIAG_ALWAYS_INLINE void* hooked_new(std::size_t n, std::size_t align, bool no
         }
         // The heap profiler alone, no sample due: count as above, less the countdown.
         const auto bytes = static_cast<std::int64_t>(n);
-        if (guards == 0 && profiler_only(g) &&
-            s->sample_epoch == (g >> slow_epoch_shift) && s->sample_countdown > bytes) {
+        // sample_key == g: the profiler alone, and this countdown is of its run.
+        if (guards == 0 && s->sample_key == g && s->sample_countdown > bytes) {
             s->sample_countdown -= bytes;
             if (void* p = raw_alloc(n, 0)) return hooked_new_count(s, p, n);
             return hooked_new_unsampled_failed(n, nothrow);

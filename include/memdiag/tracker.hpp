@@ -267,7 +267,7 @@ MEMDIAG_ALWAYS_INLINE bool count_allocation_fast(tracker_slot& t, std::size_t si
         // of this run positive is not sampled, so it is counted right here
         // (what the profiler's handler would do) without the slow path.
         const auto bytes = static_cast<std::int64_t>(requested);
-        if (!profiler_only(g) || s->sample_epoch != (g >> slow_epoch_shift) || s->sample_countdown <= bytes)
+        if (s->sample_key != g || s->sample_countdown <= bytes)  // the key: profiler alone, this run
             return false;
         s->sample_countdown -= bytes;
     }

@@ -136,7 +136,10 @@ struct thread_state {
     unsigned birth_scopes = 0;  ///< open scopes of this thread that need births
     void* injection = nullptr;     ///< active fault injection (fault_injection.hpp)
     std::int64_t sample_countdown = 0;  ///< bytes until the next heap-profile sample
-    std::uint32_t sample_epoch = 0;     ///< profiler generation this countdown belongs to
+    /// The global_slow word of the profiler run this countdown belongs to
+    /// (slow_profiler | run << slow_epoch_shift; 0: none): the hook tests
+    /// "profiler alone, this run" as one compare with the word it loaded.
+    unsigned sample_key = 0;
     std::uint64_t rng = 0;              ///< sampler random state
 
     thread_state* prev = nullptr;
