@@ -36,9 +36,14 @@ MEMDIAG_ALWAYS_INLINE void owner_add(relaxed_u64& c, std::uint64_t n) noexcept {
 MEMDIAG_ALWAYS_INLINE void owner_bump(relaxed_u64& c, std::uint64_t n) noexcept {
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
     static_assert(sizeof(relaxed_u64) == sizeof(std::uint64_t), "a lock-free 8-byte counter");
-    // The operand is the atomic object itself; the asm is opaque to the compiler, so
+    // The operand is c's 8 bytes; the asm is opaque to the compiler, so
     // no relaxed load of c is reordered or cached across it (it reads and writes c).
-    __asm__("addq %1, %0" : "+m"(c) : "er"(n));
+    // AT&T, or Intel under -masm=intel (g++ prints the operand's size itself, clang does not).
+#if defined(__clang__)
+    __asm__("add{q %1, %0| qword ptr %0, %1}" : "+m"(*reinterpret_cast<std::uint64_t*>(&c)) : "er"(n));
+#else
+    __asm__("add{q %1, %0| %0, %1}" : "+m"(*reinterpret_cast<std::uint64_t*>(&c)) : "er"(n));
+#endif
 #else
     owner_add(c, n);
 #endif
