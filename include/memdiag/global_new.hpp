@@ -182,11 +182,12 @@ MEMDIAG_ALWAYS_INLINE void* hooked_new_count(thread_state* s, void* p, std::size
 
 /// Counts p into the thread's process shard when the caller has seen
 /// chunk_layout_unread() == 0 (the size read inline); returns p.
-MEMDIAG_ALWAYS_INLINE void* hooked_new_count_read(thread_state* s, void* p) noexcept {
+MEMDIAG_ALWAYS_INLINE void* hooked_new_count_read(thread_state* s, void* p, std::size_t n) noexcept {
 #if MEMDIAG_HAS_LIBC_MALLOC
+    (void)n;
     const std::size_t size = glibc_chunk_usable(reinterpret_cast<std::uintptr_t>(p));
 #else
-    const std::size_t size = usable_size(p, 0);
+    const std::size_t size = usable_size(p, n);  // n where the platform cannot tell (Windows)
 #endif
     shard& sh = s->shards[0];
     if (MEMDIAG_UNLIKELY(shard_count_allocation(sh, size))) return hooked_new_publish(sh, p);
@@ -241,7 +242,7 @@ MEMDIAG_ALWAYS_INLINE void* hooked_new(std::size_t n, std::size_t align, bool no
         const unsigned g = g_registry.global_slow.load(std::memory_order_relaxed);
         // One branch for state (guard_no_state), guards, globals and layout.
         if (MEMDIAG_LIKELY((guards | (g | chunk_layout_unread())) == 0)) {
-            if (void* p = raw_alloc(n, 0)) return hooked_new_count_read(s, p);
+            if (void* p = raw_alloc(n, 0)) return hooked_new_count_read(s, p, n);
             return hooked_new_slow(n, align, nothrow);
         }
         // The heap profiler alone, no sample due: count as above, less the countdown.
