@@ -137,6 +137,36 @@ TEST_CASE("other threads' allocations are counted and survive thread exit", "[gl
     CHECK(d.deallocations >= 8000);
 }
 
+// guard_no_state stands for "no thread state" in the hook's one test: the
+// thread's events after its state is retired (later thread_local destructors)
+// must still be counted, through atomics, never through the freed state.
+// Without retire_thread setting the bit, the hook's fast path takes the
+// guards word 0 as "count in the state" and dereferences null.
+TEST_CASE("after its state is retired a thread's new and delete are counted through atomics", "[global_new][threads]") {
+    using namespace memdiag::detail;
+    REQUIRE(memdiag::global_hook_active());
+    bool fresh_has_bit = false, created_clears = false, retired_sets = false;
+    std::uint64_t before = 0, after = 0;
+    std::thread([&] {
+        fresh_has_bit = tls_head.state == nullptr && (tls_head.guards & guard_no_state) != 0;
+        sink = ::operator new(16);  // creates the state
+        ::operator delete(sink);
+        created_clears = tls_head.state != nullptr && tls_head.guards == 0;
+        retire_thread(tls_head.state);  // what the reaper does at thread exit
+        retired_sets = tls_head.state == nullptr && tls_head.guards == guard_no_state;
+        before = g_process_slot.allocations.load(std::memory_order_relaxed);
+        for (int i = 0; i < 10; ++i) {
+            sink = ::operator new(48);
+            ::operator delete(sink);
+        }
+        after = g_process_slot.allocations.load(std::memory_order_relaxed);
+    }).join();
+    CHECK(fresh_has_bit);
+    CHECK(created_clears);
+    CHECK(retired_sets);
+    CHECK(after - before >= 10);  // other threads may count too, never fewer
+}
+
 namespace {
 // The process-wide words the hot path might write: the process tracker's
 // shared totals and the registry's flags. Compared field by field (a

@@ -149,7 +149,7 @@ MEMDIAG_NOINLINE inline void* hooked_new_slow(std::size_t n, std::size_t align, 
 MEMDIAG_ALWAYS_INLINE bool inline_usable_size(void* p, std::size_t fallback, std::size_t& out) noexcept {
 #if MEMDIAG_HAS_LIBC_MALLOC
     (void)fallback;
-    if (MEMDIAG_UNLIKELY(g_glibc_chunks.load(std::memory_order_relaxed) != 1)) return false;
+    if (MEMDIAG_UNLIKELY(chunk_layout_unread() != 0)) return false;
     out = glibc_chunk_usable(reinterpret_cast<std::uintptr_t>(p));
 #else
     out = usable_size(p, fallback);
@@ -163,10 +163,32 @@ MEMDIAG_NOINLINE inline void* hooked_new_publish(shard& sh, void* p) noexcept {
     return p;
 }
 
+/// hooked_new_count when the size cannot be read inline: out of line, so
+/// operator new keeps no stack slot for p around the library call.
+MEMDIAG_NOINLINE inline void* hooked_new_count_library(thread_state* s, void* p, std::size_t n) noexcept {
+    shard& sh = s->shards[0];
+    if (MEMDIAG_UNLIKELY(shard_count_allocation(sh, usable_size(p, n)))) publish_drift(sh, g_process_slot);
+    return p;
+}
+
 /// Counts p into the thread's process shard; returns p.
 MEMDIAG_ALWAYS_INLINE void* hooked_new_count(thread_state* s, void* p, std::size_t n) noexcept {
     std::size_t size;
-    if (MEMDIAG_UNLIKELY(!inline_usable_size(p, n, size))) size = usable_size(p, n);
+    if (MEMDIAG_UNLIKELY(!inline_usable_size(p, n, size))) return hooked_new_count_library(s, p, n);
+    shard& sh = s->shards[0];
+    if (MEMDIAG_UNLIKELY(shard_count_allocation(sh, size))) return hooked_new_publish(sh, p);
+    return p;
+}
+
+/// Counts p into the thread's process shard when the caller has seen
+/// chunk_layout_unread() == 0 (the size read inline); returns p.
+MEMDIAG_ALWAYS_INLINE void* hooked_new_count_read(thread_state* s, void* p, std::size_t n) noexcept {
+#if MEMDIAG_HAS_LIBC_MALLOC
+    (void)n;
+    const std::size_t size = glibc_chunk_usable(reinterpret_cast<std::uintptr_t>(p));
+#else
+    const std::size_t size = usable_size(p, n);  // n where the platform cannot tell (Windows)
+#endif
     shard& sh = s->shards[0];
     if (MEMDIAG_UNLIKELY(shard_count_allocation(sh, size))) return hooked_new_publish(sh, p);
     return p;
@@ -183,8 +205,7 @@ MEMDIAG_NOINLINE inline void* hooked_new_watched(std::size_t n, bool nothrow) {
     const std::uint64_t guards = tls_head.guards;
     thread_state* const s = tls_head.state;
     const auto bytes = static_cast<std::int64_t>(n);
-    if (guards == 0 && s != nullptr && profiler_only(g) && s->sample_epoch == (g >> slow_epoch_shift) &&
-        s->sample_countdown > bytes) {
+    if (guards == 0 && s->sample_key == g && s->sample_countdown > bytes) {
         s->sample_countdown -= bytes;
         if (void* p = raw_alloc(n, 0)) return hooked_new_count(s, p, n);
         s->sample_countdown += bytes;
@@ -199,25 +220,38 @@ MEMDIAG_NOINLINE inline void* hooked_new_watched(std::size_t n, bool nothrow) {
     return hooked_new_slow(n, 0, nothrow);
 }
 
+/// operator new after a failed malloc whose countdown was taken: gives the
+/// countdown back, then the slow path (out of line, so the fast path keeps
+/// no register for the old countdown across malloc).
+MEMDIAG_NOINLINE inline void* hooked_new_unsampled_failed(std::size_t n, bool nothrow) {
+    tls_head.state->sample_countdown += static_cast<std::int64_t>(n);
+    return hooked_new_slow(n, 0, nothrow);
+}
+
 /// operator new: when the thread only counts (quiet_thread_state) and the
 /// alignment is malloc's, one test before malloc and the count after it.
 MEMDIAG_ALWAYS_INLINE void* hooked_new(std::size_t n, std::size_t align, bool nothrow) {
+#if !MEMDIAG_HAS_LIBC_MALLOC
     if (n == 0) n = 1;
+#endif
+    // glibc: malloc(0) gives a unique minimum chunk, as new(0) must; a C
+    // library whose malloc(0) returns null goes to hooked_new_slow, which asks for 1.
     if (MEMDIAG_LIKELY(align <= alignof(std::max_align_t))) {
         thread_state* const s = tls_head.state;
         const std::uint64_t guards = tls_head.guards;
         const unsigned g = g_registry.global_slow.load(std::memory_order_relaxed);
-        if (MEMDIAG_LIKELY((guards | g | static_cast<std::uint64_t>(s == nullptr)) == 0)) {
-            if (void* p = raw_alloc(n, 0)) return hooked_new_count(s, p, n);
+        // One branch for state (guard_no_state), guards, globals and layout.
+        if (MEMDIAG_LIKELY((guards | (g | chunk_layout_unread())) == 0)) {
+            if (void* p = raw_alloc(n, 0)) return hooked_new_count_read(s, p, n);
             return hooked_new_slow(n, align, nothrow);
         }
         // The heap profiler alone, no sample due: count as above, less the countdown.
         const auto bytes = static_cast<std::int64_t>(n);
-        if ((guards | static_cast<std::uint64_t>(s == nullptr)) == 0 && profiler_only(g) &&
-            s->sample_epoch == (g >> slow_epoch_shift) && s->sample_countdown > bytes) {
+        // sample_key == g: the profiler alone, and this countdown is of its run.
+        if (guards == 0 && s->sample_key == g && s->sample_countdown > bytes) {
             s->sample_countdown -= bytes;
             if (void* p = raw_alloc(n, 0)) return hooked_new_count(s, p, n);
-            s->sample_countdown += bytes;
+            return hooked_new_unsampled_failed(n, nothrow);
         }
         // A scope or injection open on this thread: straight to the slow path.
         if (guards != 0) return hooked_new_slow(n, align, nothrow);
@@ -255,10 +289,15 @@ MEMDIAG_NOINLINE inline void hooked_delete_watched(void* p, std::size_t size_hin
 MEMDIAG_ALWAYS_INLINE void hooked_delete(void* p, std::size_t size_hint, std::size_t align) noexcept {
     if (p == nullptr) return;
     thread_state* const s = tls_head.state;
-    const std::uint64_t unready = tls_head.guards | static_cast<std::uint64_t>(s == nullptr);
+    const std::uint64_t unready = tls_head.guards;  // guard_no_state: s is null
     const unsigned g = g_registry.global_slow.load(std::memory_order_relaxed);
     std::size_t size;
-    if (MEMDIAG_LIKELY((unready | g) == 0) && MEMDIAG_LIKELY(inline_usable_size(p, size_hint, size))) {
+    if (MEMDIAG_LIKELY((unready | (g | chunk_layout_unread())) == 0)) {
+#if MEMDIAG_HAS_LIBC_MALLOC
+        size = glibc_chunk_usable(reinterpret_cast<std::uintptr_t>(p));
+#else
+        size = usable_size(p, size_hint);
+#endif
         if (MEMDIAG_UNLIKELY(shard_count_free(s->shards[0], size))) return hooked_delete_watched(p, size_hint, align, true);
         return raw_free(p, align);
     }

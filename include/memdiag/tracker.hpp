@@ -172,8 +172,8 @@ MEMDIAG_ALWAYS_INLINE bool shard_count_allocation(shard& sh, std::size_t size) n
     const auto r = std::memory_order_relaxed;
     const std::int64_t view = sh.view + static_cast<std::int64_t>(size);
     sh.view = view;
-    sh.allocations.store(sh.allocations.load(r) + 1, r);
-    sh.bytes_allocated.store(sh.bytes_allocated.load(r) + size, r);
+    owner_bump(sh.allocations, 1);
+    owner_bump(sh.bytes_allocated, size);
     if (view > static_cast<std::int64_t>(sh.peak.load(r))) sh.peak.store(static_cast<std::uint64_t>(view), r);
     return view > sh.publish_above;
 }
@@ -181,11 +181,10 @@ MEMDIAG_ALWAYS_INLINE bool shard_count_allocation(shard& sh, std::size_t size) n
 /// Counts a deallocation in the calling thread's shard. True when the view
 /// fell below its publish mark: the caller publishes.
 MEMDIAG_ALWAYS_INLINE bool shard_count_free(shard& sh, std::size_t size) noexcept {
-    const auto r = std::memory_order_relaxed;
     const std::int64_t view = sh.view - static_cast<std::int64_t>(size);
     sh.view = view;
-    sh.deallocations.store(sh.deallocations.load(r) + 1, r);
-    sh.bytes_freed.store(sh.bytes_freed.load(r) + size, r);
+    owner_bump(sh.deallocations, 1);
+    owner_bump(sh.bytes_freed, size);
     return view < sh.publish_below;
 }
 
@@ -268,7 +267,7 @@ MEMDIAG_ALWAYS_INLINE bool count_allocation_fast(tracker_slot& t, std::size_t si
         // of this run positive is not sampled, so it is counted right here
         // (what the profiler's handler would do) without the slow path.
         const auto bytes = static_cast<std::int64_t>(requested);
-        if (!profiler_only(g) || s->sample_epoch != (g >> slow_epoch_shift) || s->sample_countdown <= bytes)
+        if (s->sample_key != g || s->sample_countdown <= bytes)  // the key: profiler alone, this run
             return false;
         s->sample_countdown -= bytes;
     }
@@ -369,9 +368,9 @@ public:
 /// global hook's test: its tracker's shard is always 0.
 MEMDIAG_ALWAYS_INLINE thread_state* quiet_thread_state() noexcept {
     thread_state* const s = tls_head.state;
-    // One branch for the common case: the conditions folded into one word.
-    const std::uint64_t rare = tls_head.guards | g_registry.global_slow.load(std::memory_order_relaxed) |
-                               static_cast<std::uint64_t>(s == nullptr);
+    // One branch for the common case: the conditions folded into one word
+    // (guard_no_state stands for s == nullptr).
+    const std::uint64_t rare = tls_head.guards | g_registry.global_slow.load(std::memory_order_relaxed);
     return MEMDIAG_LIKELY(rare == 0) ? s : nullptr;
 }
 

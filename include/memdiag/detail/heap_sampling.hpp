@@ -373,9 +373,10 @@ inline std::uint64_t seed_clock() noexcept {
 inline void on_allocated(thread_state* s, void* p, std::size_t size) noexcept {
     const std::uint32_t epoch = g_registry.global_slow.load(std::memory_order_relaxed) >> slow_epoch_shift;
     if (epoch == 0) return;  // stopped meanwhile
-    if (MEMDIAG_UNLIKELY(s->sample_epoch != epoch)) {
+    const unsigned key = (epoch << slow_epoch_shift) | slow_profiler;
+    if (MEMDIAG_UNLIKELY(s->sample_key != key)) {
         // First event of this thread in this run: seed, start a countdown.
-        s->sample_epoch = epoch;
+        s->sample_key = key;
         if (s->rng == 0) {
             const std::uint64_t seed =
                 static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(s)) ^ seed_clock() * 0x9e3779b97f4a7c15ull;

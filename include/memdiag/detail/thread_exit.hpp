@@ -25,6 +25,7 @@ inline void retire_thread(thread_state* s) noexcept {
     if (s == nullptr) return;
     tls_head.phase = phase_exited;
     tls_head.state = nullptr;
+    tls_head.guards |= guard_no_state;  // later events: slow path (atomics), never the freed state
     {
         spin_guard g(g_registry.lock);
         unlink_thread_locked(s);

@@ -23,17 +23,23 @@ enum : std::uint64_t {
     guard_internal = 1,                  ///< bits 0-15: memdiag's own work; events pass unobserved
     guard_event = std::uint64_t{1} << 16,  ///< bits 16-23: inside an outer event; nested events only count
     guard_lock = std::uint64_t{1} << 24,   ///< bits 24-31: holding a memdiag lock (see spin_guard)
-    guard_armed = std::uint64_t{1} << 32   ///< bits 32-63: scopes / fault injection need the slow path
+    guard_armed = std::uint64_t{1} << 32,  ///< bits 32-62: scopes / fault injection need the slow path
+    /// Bit 63: the thread has no state (not created yet, or retired): set
+    /// exactly while thread_head::state is null, so the hook's one test of the
+    /// guards word covers the null test too.
+    guard_no_state = std::uint64_t{1} << 63
 };
 
 /// Trivially constructible per-thread head: initial-exec TLS, no TLS wrapper calls.
+/// `guards` has guard_no_state while `state` is null (create_thread_state
+/// clears it, retire_thread sets it again).
 struct thread_head {
     thread_state* state;
     std::uint64_t guards;
     unsigned char phase;
 };
 
-inline thread_local thread_head tls_head MEMDIAG_TLS_FAST = {nullptr, 0, phase_fresh};
+inline thread_local thread_head tls_head MEMDIAG_TLS_FAST = {nullptr, guard_no_state, phase_fresh};
 
 /// True inside an internal_section.
 MEMDIAG_ALWAYS_INLINE bool in_internal_section(std::uint64_t guards) noexcept { return (guards & 0xffffu) != 0; }

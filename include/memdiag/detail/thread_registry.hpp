@@ -29,6 +29,26 @@ MEMDIAG_ALWAYS_INLINE void owner_add(relaxed_u64& c, std::uint64_t n) noexcept {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
+/// owner_add for the global hook's counters: one read-modify-write
+/// instruction on memory on x86-64 (`add` without `lock`: only the owner
+/// writes, and the aligned 8-byte store a reader may see is whole), where
+/// relaxed atomics compile to a load, an add and a store. Elsewhere owner_add.
+MEMDIAG_ALWAYS_INLINE void owner_bump(relaxed_u64& c, std::uint64_t n) noexcept {
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+    static_assert(sizeof(relaxed_u64) == sizeof(std::uint64_t), "a lock-free 8-byte counter");
+    // The operand is c's 8 bytes; the asm is opaque to the compiler, so
+    // no relaxed load of c is reordered or cached across it (it reads and writes c).
+    // AT&T, or Intel under -masm=intel (g++ prints the operand's size itself, clang does not).
+#if defined(__clang__)
+    __asm__("add{q %1, %0| qword ptr %0, %1}" : "+m"(*reinterpret_cast<std::uint64_t*>(&c)) : "er"(n));
+#else
+    __asm__("add{q %1, %0| %0, %1}" : "+m"(*reinterpret_cast<std::uint64_t*>(&c)) : "er"(n));
+#endif
+#else
+    owner_add(c, n);
+#endif
+}
+
 /// Raises an atomic maximum.
 inline void atomic_max(relaxed_u64& m, std::uint64_t v) noexcept {
     std::uint64_t cur = m.load(std::memory_order_relaxed);
@@ -121,7 +141,10 @@ struct thread_state {
     unsigned birth_scopes = 0;  ///< open scopes of this thread that need births
     void* injection = nullptr;     ///< active fault injection (fault_injection.hpp)
     std::int64_t sample_countdown = 0;  ///< bytes until the next heap-profile sample
-    std::uint32_t sample_epoch = 0;     ///< profiler generation this countdown belongs to
+    /// The global_slow word of the profiler run this countdown belongs to
+    /// (slow_profiler | run << slow_epoch_shift; 0: none): the hook tests
+    /// "profiler alone, this run" as one compare with the word it loaded.
+    unsigned sample_key = 0;
     std::uint64_t rng = 0;              ///< sampler random state
 
     thread_state* prev = nullptr;

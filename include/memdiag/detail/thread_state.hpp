@@ -94,6 +94,7 @@ MEMDIAG_COLD inline thread_state* create_thread_state() noexcept {
     }
     register_reaper(s);
     head.state = s;
+    head.guards &= ~guard_no_state;  // the fast paths may use s from now on
     head.phase = phase_active;
     return s;
 }
