@@ -144,16 +144,22 @@ MEMDIAG_NOINLINE inline void* hooked_new_slow(std::size_t n, std::size_t align, 
 // reached by tail calls, so operator delete saves no register and operator
 // new only what lives across malloc.
 
+/// The usable size of p once the caller has seen chunk_layout_unread() == 0:
+/// its chunk header on glibc; `fallback` where the platform cannot tell.
+MEMDIAG_ALWAYS_INLINE std::size_t read_usable_size(void* p, std::size_t fallback) noexcept {
+#if MEMDIAG_HAS_LIBC_MALLOC
+    (void)fallback;
+    return glibc_chunk_usable(reinterpret_cast<std::uintptr_t>(p));
+#else
+    return usable_size(p, fallback);  // Windows: fallback, the requested size
+#endif
+}
+
 /// The usable size of p when it can be read inline (on glibc: its chunk
 /// header, once verified); false leaves it to usable_size on a slower path.
 MEMDIAG_ALWAYS_INLINE bool inline_usable_size(void* p, std::size_t fallback, std::size_t& out) noexcept {
-#if MEMDIAG_HAS_LIBC_MALLOC
-    (void)fallback;
     if (MEMDIAG_UNLIKELY(chunk_layout_unread() != 0)) return false;
-    out = glibc_chunk_usable(reinterpret_cast<std::uintptr_t>(p));
-#else
-    out = usable_size(p, fallback);
-#endif
+    out = read_usable_size(p, fallback);
     return true;
 }
 
@@ -171,27 +177,18 @@ MEMDIAG_NOINLINE inline void* hooked_new_count_library(thread_state* s, void* p,
     return p;
 }
 
-/// Counts p into the thread's process shard; returns p.
-MEMDIAG_ALWAYS_INLINE void* hooked_new_count(thread_state* s, void* p, std::size_t n) noexcept {
-    std::size_t size;
-    if (MEMDIAG_UNLIKELY(!inline_usable_size(p, n, size))) return hooked_new_count_library(s, p, n);
+/// Counts `size` bytes of p into the thread's process shard; returns p.
+MEMDIAG_ALWAYS_INLINE void* hooked_new_count_size(thread_state* s, void* p, std::size_t size) noexcept {
     shard& sh = s->shards[0];
     if (MEMDIAG_UNLIKELY(shard_count_allocation(sh, size))) return hooked_new_publish(sh, p);
     return p;
 }
 
-/// Counts p into the thread's process shard when the caller has seen
-/// chunk_layout_unread() == 0 (the size read inline); returns p.
-MEMDIAG_ALWAYS_INLINE void* hooked_new_count_read(thread_state* s, void* p, std::size_t n) noexcept {
-#if MEMDIAG_HAS_LIBC_MALLOC
-    (void)n;
-    const std::size_t size = glibc_chunk_usable(reinterpret_cast<std::uintptr_t>(p));
-#else
-    const std::size_t size = usable_size(p, n);  // n where the platform cannot tell (Windows)
-#endif
-    shard& sh = s->shards[0];
-    if (MEMDIAG_UNLIKELY(shard_count_allocation(sh, size))) return hooked_new_publish(sh, p);
-    return p;
+/// Counts p into the thread's process shard; returns p.
+MEMDIAG_ALWAYS_INLINE void* hooked_new_count(thread_state* s, void* p, std::size_t n) noexcept {
+    std::size_t size;
+    if (MEMDIAG_UNLIKELY(!inline_usable_size(p, n, size))) return hooked_new_count_library(s, p, n);
+    return hooked_new_count_size(s, p, size);
 }
 
 /// operator new when the thread does more than count, malloc's alignment.
@@ -242,7 +239,7 @@ MEMDIAG_ALWAYS_INLINE void* hooked_new(std::size_t n, std::size_t align, bool no
         const unsigned g = g_registry.global_slow.load(std::memory_order_relaxed);
         // One branch for state (guard_no_state), guards, globals and layout.
         if (MEMDIAG_LIKELY((guards | (g | chunk_layout_unread())) == 0)) {
-            if (void* p = raw_alloc(n, 0)) return hooked_new_count_read(s, p, n);
+            if (void* p = raw_alloc(n, 0)) return hooked_new_count_size(s, p, read_usable_size(p, n));
             return hooked_new_slow(n, align, nothrow);
         }
         // The heap profiler alone, no sample due: count as above, less the countdown.
@@ -293,11 +290,7 @@ MEMDIAG_ALWAYS_INLINE void hooked_delete(void* p, std::size_t size_hint, std::si
     const unsigned g = g_registry.global_slow.load(std::memory_order_relaxed);
     std::size_t size;
     if (MEMDIAG_LIKELY((unready | (g | chunk_layout_unread())) == 0)) {
-#if MEMDIAG_HAS_LIBC_MALLOC
-        size = glibc_chunk_usable(reinterpret_cast<std::uintptr_t>(p));
-#else
-        size = usable_size(p, size_hint);
-#endif
+        size = read_usable_size(p, size_hint);
         if (MEMDIAG_UNLIKELY(shard_count_free(s->shards[0], size))) return hooked_delete_watched(p, size_hint, align, true);
         return raw_free(p, align);
     }
