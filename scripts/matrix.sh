@@ -240,8 +240,8 @@ run() {
       # ThreadSanitizer's runtime defines operator new itself, so the global hook
       # is off there (global_new.hpp): run the suites that do not depend on it.
       tsan_probe
-      CTEST_ARGS=(-R '^memdiag_(tests|stack_tests|pprof_tests|env_tests|lifetime_tests)$')
-      BUILD_TARGETS="memdiag_tests memdiag_stack_tests memdiag_pprof_tests memdiag_env_tests memdiag_lifetime_tests" \
+      CTEST_ARGS=(-R '^memdiag_(tests|stack_tests|pprof_tests|env_tests|lifetime_tests|reliability_tests)$')
+      BUILD_TARGETS="memdiag_tests memdiag_stack_tests memdiag_pprof_tests memdiag_env_tests memdiag_lifetime_tests memdiag_reliability_tests" \
         cmake_config tsan clang++ 17 "-fsanitize=thread" ;;
     m32)
       # The whole suite, 32-bit. Google Benchmark is 64-bit only here (OFF anyway).
