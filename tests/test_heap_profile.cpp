@@ -5,6 +5,7 @@
 #include <memdiag/global_new.hpp>  // global_hook_installed(); the hook itself is in hook_main.cpp
 #include <memdiag/heap_profile.hpp>
 
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -996,6 +997,59 @@ TEST_CASE("heap_profile: a thread's pending figures are counted at a snapshot an
     free_tracked(kept_a, 16);
     free_tracked(kept_b, 32);
     CHECK(figures_of("pending_site").inuse_objects == 0);
+}
+
+namespace {
+constexpr int key_exit_objects = 50;
+char* g_key_exit_kept[key_exit_objects];
+__attribute__((noinline)) char* key_exit_site(std::size_t n) {
+    char* p = tracked_new(n);
+    p[0] = 'k';
+    return p;
+}
+/// Threads' stack caches linked in the tables (every shard lock taken).
+std::size_t linked_stack_caches() {
+    memdiag::detail::internal_section quiet;
+    auto* t = memdiag::detail::heapprof::g_profiler.current.load();
+    REQUIRE(t != nullptr);
+    t->lock_shards();
+    std::size_t n = 0;
+    for (auto* c = t->caches; c != nullptr; c = c->next) ++n;
+    t->unlock_shards();
+    return n;
+}
+}  // namespace
+
+TEST_CASE("heap_profile: a thread whose first sample is in a key destructor leaves no stack cache behind",
+          "[heap_profile][threads]") {
+    // Key destructors run after the thread_local destructors: a thread whose
+    // first memdiag event is in one (its state and its stack cache created
+    // there) must still have its cache retired before its memory goes; else
+    // the list of caches keeps a node that a new thread's TLS reuses.
+    profiler_run run(profile_options{}.sample_interval(1));
+    for (int k = 0; k < 3; ++k) g_tracked.deallocate(tracked_new(1), 1);  // this thread's cache registered
+    const std::size_t before = linked_stack_caches();
+    pthread_key_t key;
+    REQUIRE(pthread_key_create(&key, [](void*) {
+                for (int k = 0; k < key_exit_objects; ++k) g_key_exit_kept[k] = key_exit_site(40);
+            }) == 0);
+    // A bare pthread: no memdiag event before the key destructor (a
+    // std::thread frees its state, which would create the thread's state early).
+    pthread_t x;
+    REQUIRE(pthread_create(
+                &x, nullptr,
+                [](void* k) -> void* {
+                    pthread_setspecific(*static_cast<pthread_key_t*>(k), &key_exit_objects);
+                    return nullptr;
+                },
+                &key) == 0);
+    pthread_join(x, nullptr);
+    pthread_key_delete(key);
+    CHECK(linked_stack_caches() == before);
+    const site_figures f = figures_of("key_exit_site");
+    CHECK(f.alloc_objects == key_exit_objects);
+    CHECK(f.inuse_objects == key_exit_objects);
+    for (char* p : g_key_exit_kept) g_tracked.deallocate(p, 40);
 }
 
 TEST_CASE("heap_profile: snapshots taken while threads churn hold every sample in its stack's figures",

@@ -20,6 +20,10 @@
 #include "internal_section.hpp"
 #include "thread_state.hpp"
 
+#if MEMDIAG_POSIX
+#include <pthread.h>
+#endif
+
 namespace memdiag {
 namespace detail {
 namespace heapprof {
@@ -262,7 +266,8 @@ MEMDIAG_NOINLINE inline void retire_stack_cache() noexcept {
 }
 
 /// Its destructor retires the thread's stack cache: a thread's pending
-/// figures are never lost when it exits.
+/// figures are never lost when it exits. Where POSIX keys exist, a key is
+/// used instead (stack_cache_key).
 struct stack_cache_owner {
     stack_cache_owner() noexcept {}  // user-provided: constructed (and its destructor registered) on first use
     ~stack_cache_owner() { retire_stack_cache(); }
@@ -270,15 +275,38 @@ struct stack_cache_owner {
     stack_cache_owner& operator=(const stack_cache_owner&) = delete;
 };
 
+#if MEMDIAG_POSIX
+/// The key whose destructor retires a thread's stack cache, or -1 if none
+/// could be created. Not a thread_local destructor: a thread's first sample
+/// may come from a key destructor (a thread whose first memdiag event is
+/// there), after the thread_local destructors ran, and a destructor
+/// registered then never runs: the cache would stay linked after its
+/// thread's memory is gone. A key set there runs in the next round.
+inline long stack_cache_key() noexcept {
+    static const long key = [] {
+        pthread_key_t k;
+        if (pthread_key_create(&k, [](void*) { retire_stack_cache(); }) != 0) return -1L;
+        return static_cast<long>(k);
+    }();
+    return key;
+}
+#endif
+
 /// Registers the thread's cache on its first sample: true when it may be
-/// used. The owner is constructed first, outside any table lock (the C++
-/// runtime may allocate to register its destructor); linking takes every
-/// shard lock, once per thread.
+/// used. Its retirement at thread exit is arranged first, outside any table
+/// lock (the C++ runtime may allocate to register a destructor); linking
+/// takes every shard lock, once per thread. In an internal section.
 MEMDIAG_NOINLINE inline bool register_stack_cache(tables* t) noexcept {
     stack_cache& c = tls_stack_cache;
     if (c.state != 0) return c.state == 1;
-    static thread_local stack_cache_owner owner;
-    (void)owner;
+#if MEMDIAG_POSIX
+    const long key = stack_cache_key();
+    if (key < 0 || pthread_setspecific(static_cast<pthread_key_t>(key), &c) != 0)
+#endif
+    {
+        static thread_local stack_cache_owner owner;
+        (void)owner;
+    }
     t->lock_shards();
     t->link_cache(c);
     t->unlock_shards();
