@@ -177,7 +177,13 @@ inline std::uint32_t code_table_seq() noexcept {
 #if MEMDIAG_HAS_FRAME_WALK
 /// walk_frame_chain without code checks and without skip, hashing the frames
 /// as it stores them (frames_hash of the result): the hash's multiply chain
-/// runs while the next record loads. Inlined except under ASan, where a
+/// runs while the next record loads. Same result as walk_frame_chain for any
+/// input, with fewer tests per frame (each frame is a sample's cost in exact
+/// mode): the first record is checked whole; after it, a link is followed
+/// only if it is aligned and leads strictly upwards to a record that lies
+/// within the stack (one compare and one test, which also catch the null
+/// link), and a return address takes two compares; why the walk stopped is
+/// worked out only when it stops. Inlined except under ASan, where a
 /// function that is not instrumented must stay out of instrumented callers
 /// (it reads other frames' records).
 #if MEMDIAG_ASAN
@@ -191,40 +197,55 @@ MEMDIAG_NO_SANITIZE_ADDRESS MEMDIAG_WALK_INLINE walk_result walk_and_hash(std::u
                                                                           std::uint64_t& hash,
                                                                           std::uintptr_t& sum) noexcept {
     constexpr std::uintptr_t record = 2 * sizeof(std::uintptr_t);
+    constexpr std::uintptr_t misaligned = sizeof(std::uintptr_t) - 1;
+    constexpr std::uintptr_t first_code = 4096;  // plausible_return_address's bounds
     walk_result r{0, 0, walk_end::full};
     frames_hasher hs;
     std::uintptr_t total = 0;
-    while (r.count < max_frames) {
-        if ((frame & (sizeof(std::uintptr_t) - 1)) != 0 || frame < low || high < record || frame > high - record) {
+    std::uintptr_t* o = out;  // a pointer and an end, not a count: fewer registers in the loop
+    if (max_frames != 0) {
+        if ((frame & misaligned) != 0 || frame < low || high < record || frame > high - record) {
             r.end = walk_end::broken;
-            break;
+        } else {
+            std::uintptr_t* const full = out + max_frames;
+            const std::uintptr_t top = high - record;  // the highest address a whole record starts at
+            const std::uintptr_t span = high - low;    // low <= frame <= top: not wrapped
+            for (;;) {
+                // Safe to read: frame is aligned and low <= frame <= top, so
+                // its record lies inside the thread's stack (checked above for
+                // the first record, below for every link followed).
+                const auto* rec = reinterpret_cast<const std::uintptr_t*>(frame);
+                const std::uintptr_t next = rec[0];
+                const std::uintptr_t ra = strip_return_address(rec[1]);
+                // plausible_return_address: ra in [4096, max) and not in
+                // [low, high). A 0 fails the first: the chain's clean end.
+                if (MEMDIAG_UNLIKELY(ra - first_code >= max_user_code_address - first_code || ra - low < span)) {
+                    r.end = ra == 0 ? walk_end::outermost : walk_end::implausible;
+                    break;
+                }
+                *o++ = ra;
+                hs.add(ra);
+                total += ra;
+                // Followed only if frame < next <= top and aligned. A null
+                // link ends the chain; one not strictly upwards is broken; one
+                // out of the stack or misaligned is broken unless out is full
+                // (walk_frame_chain stops before it checks that record).
+                if (MEMDIAG_UNLIKELY(next <= frame)) {
+                    r.end = next != 0 ? walk_end::broken : o != full ? walk_end::outermost : walk_end::full;
+                    break;
+                }
+                if (MEMDIAG_UNLIKELY(next > top) || MEMDIAG_UNLIKELY((next & misaligned) != 0)) {
+                    if (o != full) r.end = walk_end::broken;
+                    break;
+                }
+                if (o == full) break;
+                frame = next;
+            }
         }
-        const auto* rec = reinterpret_cast<const std::uintptr_t*>(frame);
-        const std::uintptr_t next = rec[0];
-        const std::uintptr_t ra = strip_return_address(rec[1]);
-        if (ra == 0) {
-            r.end = walk_end::outermost;
-            break;
-        }
-        if (!plausible_return_address(ra, low, high)) {
-            r.end = walk_end::implausible;
-            break;
-        }
-        out[r.count++] = ra;
-        ++r.walked;
-        hs.add(ra);
-        total += ra;
-        if (next == 0) {
-            r.end = r.count < max_frames ? walk_end::outermost : walk_end::full;
-            break;
-        }
-        if (next <= frame) {  // strictly upwards, as walk_frame_chain
-            r.end = walk_end::broken;
-            break;
-        }
-        frame = next;
     }
-    hash = hs.done(r.count);
+    const auto n = static_cast<std::size_t>(o - out);
+    r.count = r.walked = n;
+    hash = hs.done(n);
     sum = total;
     return r;
 }
