@@ -346,7 +346,8 @@ MEMDIAG_NOINLINE inline bool register_stack_cache(tables* t) noexcept {
 MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
     tables* t = g_profiler.current.load(std::memory_order_acquire);
     if (t == nullptr) return;
-    t->shard_of(p).prefetch(p);  // loads while the stack is captured
+    const std::size_t fi = filter_index(p);  // names the shard and the filter cell
+    t->shards[shard_of_cell(fi)].prefetch(p);  // loads while the stack is captured
     internal_section quiet;      // first capture on a thread may look up its stack bounds
     std::uintptr_t f[max_capture];
     const std::size_t max_frames = t->max_depth.load(std::memory_order_relaxed) + internal_frames;
@@ -367,7 +368,7 @@ MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
                                 (cache.state == 1 || (cache.state == 0 && register_stack_cache(t)));
             stack_cache_entry& c = cache.e[static_cast<std::size_t>(h >> 32) & (stack_cache_size - 1)];
             if (cached && c.hash == h && c.sum == sum && c.depth == r.count && c.seq == seq &&
-                t->add_live_cached(p, size, c, h))
+                t->add_live_cached(p, fi, size, c, h))
                 return;  // refused: a stale generation, or refilled meanwhile: look it up
             std::uint32_t gen;
             {
