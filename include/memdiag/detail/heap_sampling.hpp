@@ -444,7 +444,9 @@ inline void on_allocated(thread_state* s, void* p, std::size_t size) noexcept {
     record_sample(p, size);
 }
 
-MEMDIAG_COLD inline void forget_block(tables* t, void* p) noexcept { t->remove(p); }
+/// Out of on_freed's inline path, but not cold: in exact mode every free of
+/// a sampled block comes here (cold code is optimized for size).
+MEMDIAG_NOINLINE inline void forget_block(tables* t, void* p) noexcept { t->remove(p); }
 
 /// profile_freed handler: a lock-free filter test; only possible hits lock,
 /// and only the block's shard.

@@ -188,9 +188,12 @@ MEMDIAG_ALWAYS_INLINE std::size_t shard_index(const void* p) noexcept { return s
 /// Hash of a stack, one frame at a time (record_sample hashes while it walks).
 struct frames_hasher {
     std::uint64_t h = 0x84222325cbf29ce4ull;
+    /// Three instructions a frame in the walk's loop (xor, multiply by an
+    /// immediate, rotate): the multiply carries each bit upwards, the rotate
+    /// brings the high bits down, and every step is a bijection of h.
     MEMDIAG_ALWAYS_INLINE void add(std::uintptr_t f) noexcept {
-        h = (h ^ static_cast<std::uint64_t>(f)) * 0x100000001b3ull;
-        h ^= h >> 29;
+        const std::uint64_t x = (h ^ static_cast<std::uint64_t>(f)) * 0x5bd1e995ull;
+        h = x << 29 | x >> 35;
     }
     /// The hash of the n frames added.
     std::uint64_t done(std::size_t n) const noexcept { return (h ^ n) * 0x9e3779b97f4a7c15ull; }
@@ -832,7 +835,8 @@ struct tables {
     }
 
     /// Forgets a freed block if it was sampled. Takes only its shard's lock.
-    void remove(void* ptr) noexcept {
+    /// Inline in its one caller (forget_block).
+    MEMDIAG_ALWAYS_INLINE void remove(void* ptr) noexcept {
         const std::size_t fi = filter_index(ptr);
         live_shard& s = shards[shard_of_cell(fi)];
         const auto p = reinterpret_cast<std::uintptr_t>(ptr);
