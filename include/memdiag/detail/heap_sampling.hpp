@@ -272,7 +272,8 @@ MEMDIAG_NO_SANITIZE_ADDRESS MEMDIAG_WALK_INLINE walk_result walk_and_hash(std::u
 #endif
 
 /// Folds the thread's pending figures and unlinks its cache; later samples
-/// of the thread bypass the cache. At thread exit (stack_cache_owner).
+/// of the thread bypass the cache. At thread exit (stack_cache_key, or
+/// stack_cache_owner where there are no POSIX keys).
 MEMDIAG_NOINLINE inline void retire_stack_cache() noexcept {
     stack_cache& c = tls_stack_cache;
     tables* t = g_profiler.current.load(std::memory_order_acquire);
