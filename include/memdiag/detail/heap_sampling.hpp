@@ -181,8 +181,8 @@ inline std::uint32_t code_table_seq() noexcept {
 /// input, with fewer tests per frame (each frame is a sample's cost in exact
 /// mode): the first record is checked whole; after it, a link is followed
 /// only if it is aligned and leads strictly upwards to a record that lies
-/// within the stack (one compare and one test, which also catch the null
-/// link), and a return address takes two compares; why the walk stopped is
+/// within the stack (two compares, which also catch the null link, and one
+/// bit test), and a return address takes two compares; why the walk stopped is
 /// worked out only when it stops. Inlined except under ASan, where a
 /// function that is not instrumented must stay out of instrumented callers
 /// (it reads other frames' records).
