@@ -5,6 +5,7 @@
 #include <memdiag/global_new.hpp>  // global_hook_installed(); the hook itself is in hook_main.cpp
 #include <memdiag/heap_profile.hpp>
 
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -998,6 +999,59 @@ TEST_CASE("heap_profile: a thread's pending figures are counted at a snapshot an
     CHECK(figures_of("pending_site").inuse_objects == 0);
 }
 
+namespace {
+constexpr int key_exit_objects = 50;
+char* g_key_exit_kept[key_exit_objects];
+__attribute__((noinline)) char* key_exit_site(std::size_t n) {
+    char* p = tracked_new(n);
+    p[0] = 'k';
+    return p;
+}
+/// Threads' stack caches linked in the tables (every shard lock taken).
+std::size_t linked_stack_caches() {
+    memdiag::detail::internal_section quiet;
+    auto* t = memdiag::detail::heapprof::g_profiler.current.load();
+    REQUIRE(t != nullptr);
+    t->lock_shards();
+    std::size_t n = 0;
+    for (auto* c = t->caches; c != nullptr; c = c->next) ++n;
+    t->unlock_shards();
+    return n;
+}
+}  // namespace
+
+TEST_CASE("heap_profile: a thread whose first sample is in a key destructor leaves no stack cache behind",
+          "[heap_profile][threads]") {
+    // Key destructors run after the thread_local destructors: a thread whose
+    // first memdiag event is in one (its state and its stack cache created
+    // there) must still have its cache retired before its memory goes; else
+    // the list of caches keeps a node that a new thread's TLS reuses.
+    profiler_run run(profile_options{}.sample_interval(1));
+    for (int k = 0; k < 3; ++k) g_tracked.deallocate(tracked_new(1), 1);  // this thread's cache registered
+    const std::size_t before = linked_stack_caches();
+    pthread_key_t key;
+    REQUIRE(pthread_key_create(&key, [](void*) {
+                for (int k = 0; k < key_exit_objects; ++k) g_key_exit_kept[k] = key_exit_site(40);
+            }) == 0);
+    // A bare pthread: no memdiag event before the key destructor (a
+    // std::thread frees its state, which would create the thread's state early).
+    pthread_t x;
+    REQUIRE(pthread_create(
+                &x, nullptr,
+                [](void* k) -> void* {
+                    pthread_setspecific(*static_cast<pthread_key_t*>(k), &key_exit_objects);
+                    return nullptr;
+                },
+                &key) == 0);
+    pthread_join(x, nullptr);
+    pthread_key_delete(key);
+    CHECK(linked_stack_caches() == before);
+    const site_figures f = figures_of("key_exit_site");
+    CHECK(f.alloc_objects == key_exit_objects);
+    CHECK(f.inuse_objects == key_exit_objects);
+    for (char* p : g_key_exit_kept) g_tracked.deallocate(p, 40);
+}
+
 TEST_CASE("heap_profile: snapshots taken while threads churn hold every sample in its stack's figures",
           "[heap_profile][threads]") {
     // Pending per-thread figures are folded under the same locks as the live
@@ -1036,3 +1090,69 @@ TEST_CASE("heap_profile: snapshots taken while threads churn hold every sample i
     INFO(snapshots << " snapshots");
     CHECK(mismatched == 0);
 }
+
+#if MEMDIAG_HAS_FRAME_WALK
+TEST_CASE("heap_profile: the sampling walk gives walk_frame_chain's frames and end, and frames_hash, for any chain",
+          "[heap_profile][stack]") {
+    // walk_and_hash tests less per frame than walk_frame_chain; it must still
+    // stop where that does, for the same reason, on chains of every kind of
+    // bad link and return address, and never read outside [low, high).
+    using memdiag::detail::walk_result;
+    constexpr std::size_t words = 48;
+    std::uintptr_t stack[words + 8];  // 4 guard words each side, never in [low, high)
+    const auto low = reinterpret_cast<std::uintptr_t>(&stack[4]);
+    const auto high = reinterpret_cast<std::uintptr_t>(&stack[4 + words]);
+    std::uint64_t rng = 0x2545f4914f6cdd1dull;
+    auto next_rand = [&rng] {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        return rng;
+    };
+    constexpr std::uintptr_t w = sizeof(std::uintptr_t);
+    auto address = [&](std::uintptr_t from) -> std::uintptr_t {  // a link or a start
+        switch (next_rand() % 8) {
+            case 0: return 0;
+            case 1: return low + (next_rand() % words) * w + 1 + next_rand() % (w - 1);  // misaligned
+            case 2: return from - w * (next_rand() % 3);                              // not upwards
+            case 3: return high - 2 * w + w * (next_rand() % 3);                      // at and past the top
+            case 4: return low - w * (1 + next_rand() % 3);                           // below
+            default: return from + w * (1 + next_rand() % 6);                         // upwards
+        }
+    };
+    auto return_address = [&]() -> std::uintptr_t {
+        switch (next_rand() % 10) {
+            case 0: return 0;
+            case 1: return next_rand() % 4096;
+            case 2: return low + next_rand() % (words * w);  // on the stack
+            case 3: return high + next_rand() % 64;          // just above it: plausible
+            case 4: return ~std::uintptr_t{0} - next_rand() % 4096;
+            default: return 0x400000 + next_rand() % 0x100000;
+        }
+    };
+    int mismatches = 0, ends[4] = {};
+    for (int round = 0; round < 100000; ++round) {
+        for (std::size_t i = 0; i < words; i += 2) {
+            const std::uintptr_t at = low + i * w;
+            stack[4 + i] = address(at);
+            stack[5 + i] = return_address();
+        }
+        const std::uintptr_t start = address(low + (next_rand() % 4) * w);
+        const std::size_t max_frames = next_rand() % 12;
+        std::uintptr_t a[16] = {}, b[16] = {};
+        std::uint64_t h = 0;
+        std::uintptr_t sum = 0;
+        const walk_result ra = memdiag::detail::heapprof::walk_and_hash(start, low, high, a, max_frames, h, sum);
+        const walk_result rb = memdiag::detail::walk_frame_chain(start, low, high, b, max_frames, 0);
+        std::uintptr_t want_sum = 0;
+        for (std::size_t k = 0; k < rb.count; ++k) want_sum += b[k];
+        const bool same = ra.count == rb.count && ra.walked == rb.walked && ra.end == rb.end &&
+                          std::equal(a, a + ra.count, b) && h == memdiag::detail::heapprof::frames_hash(b, rb.count) &&
+                          sum == want_sum;
+        if (!same && mismatches++ < 3)
+            WARN("round " << round << ": count " << ra.count << " / " << rb.count << ", end "
+                          << static_cast<int>(ra.end) << " / " << static_cast<int>(rb.end));
+        ++ends[static_cast<int>(rb.end)];
+    }
+    CHECK(mismatches == 0);
+    for (int e : ends) CHECK(e > 1000);  // every way to stop was met
+}
+#endif

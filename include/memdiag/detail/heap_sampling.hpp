@@ -20,6 +20,10 @@
 #include "internal_section.hpp"
 #include "thread_state.hpp"
 
+#if MEMDIAG_POSIX
+#include <pthread.h>
+#endif
+
 namespace memdiag {
 namespace detail {
 namespace heapprof {
@@ -173,7 +177,13 @@ inline std::uint32_t code_table_seq() noexcept {
 #if MEMDIAG_HAS_FRAME_WALK
 /// walk_frame_chain without code checks and without skip, hashing the frames
 /// as it stores them (frames_hash of the result): the hash's multiply chain
-/// runs while the next record loads. Inlined except under ASan, where a
+/// runs while the next record loads. Same result as walk_frame_chain for any
+/// input, with fewer tests per frame (each frame is a sample's cost in exact
+/// mode): the first record is checked whole; after it, a link is followed
+/// only if it is aligned and leads strictly upwards to a record that lies
+/// within the stack (two compares, which also catch the null link, and one
+/// bit test), and a return address takes two compares; why the walk stopped is
+/// worked out only when it stops. Inlined except under ASan, where a
 /// function that is not instrumented must stay out of instrumented callers
 /// (it reads other frames' records).
 #if MEMDIAG_ASAN
@@ -187,40 +197,55 @@ MEMDIAG_NO_SANITIZE_ADDRESS MEMDIAG_WALK_INLINE walk_result walk_and_hash(std::u
                                                                           std::uint64_t& hash,
                                                                           std::uintptr_t& sum) noexcept {
     constexpr std::uintptr_t record = 2 * sizeof(std::uintptr_t);
+    constexpr std::uintptr_t misaligned = sizeof(std::uintptr_t) - 1;
+    constexpr std::uintptr_t first_code = 4096;  // plausible_return_address's bounds
     walk_result r{0, 0, walk_end::full};
     frames_hasher hs;
     std::uintptr_t total = 0;
-    while (r.count < max_frames) {
-        if ((frame & (sizeof(std::uintptr_t) - 1)) != 0 || frame < low || high < record || frame > high - record) {
+    std::uintptr_t* o = out;  // a pointer and an end, not a count: fewer registers in the loop
+    if (max_frames != 0) {
+        if ((frame & misaligned) != 0 || frame < low || high < record || frame > high - record) {
             r.end = walk_end::broken;
-            break;
+        } else {
+            std::uintptr_t* const full = out + max_frames;
+            const std::uintptr_t top = high - record;  // the highest address a whole record starts at
+            const std::uintptr_t span = high - low;    // low <= frame <= top: not wrapped
+            for (;;) {
+                // Safe to read: frame is aligned and low <= frame <= top, so
+                // its record lies inside the thread's stack (checked above for
+                // the first record, below for every link followed).
+                const auto* rec = reinterpret_cast<const std::uintptr_t*>(frame);
+                const std::uintptr_t next = rec[0];
+                const std::uintptr_t ra = strip_return_address(rec[1]);
+                // plausible_return_address: ra in [4096, max) and not in
+                // [low, high). A 0 fails the first: the chain's clean end.
+                if (MEMDIAG_UNLIKELY(ra - first_code >= max_user_code_address - first_code || ra - low < span)) {
+                    r.end = ra == 0 ? walk_end::outermost : walk_end::implausible;
+                    break;
+                }
+                *o++ = ra;
+                hs.add(ra);
+                total += ra;
+                // Followed only if frame < next <= top and aligned. A null
+                // link ends the chain; one not strictly upwards is broken; one
+                // out of the stack or misaligned is broken unless out is full
+                // (walk_frame_chain stops before it checks that record).
+                if (MEMDIAG_UNLIKELY(next <= frame)) {
+                    r.end = next != 0 ? walk_end::broken : o != full ? walk_end::outermost : walk_end::full;
+                    break;
+                }
+                if (MEMDIAG_UNLIKELY(next > top) || MEMDIAG_UNLIKELY((next & misaligned) != 0)) {
+                    if (o != full) r.end = walk_end::broken;
+                    break;
+                }
+                if (o == full) break;
+                frame = next;
+            }
         }
-        const auto* rec = reinterpret_cast<const std::uintptr_t*>(frame);
-        const std::uintptr_t next = rec[0];
-        const std::uintptr_t ra = strip_return_address(rec[1]);
-        if (ra == 0) {
-            r.end = walk_end::outermost;
-            break;
-        }
-        if (!plausible_return_address(ra, low, high)) {
-            r.end = walk_end::implausible;
-            break;
-        }
-        out[r.count++] = ra;
-        ++r.walked;
-        hs.add(ra);
-        total += ra;
-        if (next == 0) {
-            r.end = r.count < max_frames ? walk_end::outermost : walk_end::full;
-            break;
-        }
-        if (next <= frame) {  // strictly upwards, as walk_frame_chain
-            r.end = walk_end::broken;
-            break;
-        }
-        frame = next;
     }
-    hash = hs.done(r.count);
+    const auto n = static_cast<std::size_t>(o - out);
+    r.count = r.walked = n;
+    hash = hs.done(n);
     sum = total;
     return r;
 }
@@ -247,7 +272,8 @@ MEMDIAG_NO_SANITIZE_ADDRESS MEMDIAG_WALK_INLINE walk_result walk_and_hash(std::u
 #endif
 
 /// Folds the thread's pending figures and unlinks its cache; later samples
-/// of the thread bypass the cache. At thread exit (stack_cache_owner).
+/// of the thread bypass the cache. At thread exit (stack_cache_key, or
+/// stack_cache_owner where there are no POSIX keys).
 MEMDIAG_NOINLINE inline void retire_stack_cache() noexcept {
     stack_cache& c = tls_stack_cache;
     tables* t = g_profiler.current.load(std::memory_order_acquire);
@@ -262,7 +288,8 @@ MEMDIAG_NOINLINE inline void retire_stack_cache() noexcept {
 }
 
 /// Its destructor retires the thread's stack cache: a thread's pending
-/// figures are never lost when it exits.
+/// figures are never lost when it exits. Where POSIX keys exist, a key is
+/// used instead (stack_cache_key).
 struct stack_cache_owner {
     stack_cache_owner() noexcept {}  // user-provided: constructed (and its destructor registered) on first use
     ~stack_cache_owner() { retire_stack_cache(); }
@@ -270,15 +297,38 @@ struct stack_cache_owner {
     stack_cache_owner& operator=(const stack_cache_owner&) = delete;
 };
 
+#if MEMDIAG_POSIX
+/// The key whose destructor retires a thread's stack cache, or -1 if none
+/// could be created. Not a thread_local destructor: a thread's first sample
+/// may come from a key destructor (a thread whose first memdiag event is
+/// there), after the thread_local destructors ran, and a destructor
+/// registered then never runs: the cache would stay linked after its
+/// thread's memory is gone. A key set there runs in the next round.
+inline long stack_cache_key() noexcept {
+    static const long key = [] {
+        pthread_key_t k;
+        if (pthread_key_create(&k, [](void*) { retire_stack_cache(); }) != 0) return -1L;
+        return static_cast<long>(k);
+    }();
+    return key;
+}
+#endif
+
 /// Registers the thread's cache on its first sample: true when it may be
-/// used. The owner is constructed first, outside any table lock (the C++
-/// runtime may allocate to register its destructor); linking takes every
-/// shard lock, once per thread.
+/// used. Its retirement at thread exit is arranged first, outside any table
+/// lock (the C++ runtime may allocate to register a destructor); linking
+/// takes every shard lock, once per thread. In an internal section.
 MEMDIAG_NOINLINE inline bool register_stack_cache(tables* t) noexcept {
     stack_cache& c = tls_stack_cache;
     if (c.state != 0) return c.state == 1;
-    static thread_local stack_cache_owner owner;
-    (void)owner;
+#if MEMDIAG_POSIX
+    const long key = stack_cache_key();
+    if (key < 0 || pthread_setspecific(static_cast<pthread_key_t>(key), &c) != 0)
+#endif
+    {
+        static thread_local stack_cache_owner owner;
+        (void)owner;
+    }
     t->lock_shards();
     t->link_cache(c);
     t->unlock_shards();
@@ -297,7 +347,8 @@ MEMDIAG_NOINLINE inline bool register_stack_cache(tables* t) noexcept {
 MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
     tables* t = g_profiler.current.load(std::memory_order_acquire);
     if (t == nullptr) return;
-    t->shard_of(p).prefetch(p);  // loads while the stack is captured
+    const std::size_t fi = filter_index(p);  // names the shard and the filter cell
+    t->shards[shard_of_cell(fi)].prefetch(p);  // loads while the stack is captured
     internal_section quiet;      // first capture on a thread may look up its stack bounds
     std::uintptr_t f[max_capture];
     const std::size_t max_frames = t->max_depth.load(std::memory_order_relaxed) + internal_frames;
@@ -318,7 +369,7 @@ MEMDIAG_NOINLINE inline void record_sample(void* p, std::size_t size) noexcept {
                                 (cache.state == 1 || (cache.state == 0 && register_stack_cache(t)));
             stack_cache_entry& c = cache.e[static_cast<std::size_t>(h >> 32) & (stack_cache_size - 1)];
             if (cached && c.hash == h && c.sum == sum && c.depth == r.count && c.seq == seq &&
-                t->add_live_cached(p, size, c, h))
+                t->add_live_cached(p, fi, size, c, h))
                 return;  // refused: a stale generation, or refilled meanwhile: look it up
             std::uint32_t gen;
             {
@@ -394,7 +445,9 @@ inline void on_allocated(thread_state* s, void* p, std::size_t size) noexcept {
     record_sample(p, size);
 }
 
-MEMDIAG_COLD inline void forget_block(tables* t, void* p) noexcept { t->remove(p); }
+/// Out of on_freed's inline path, but not cold: in exact mode every free of
+/// a sampled block comes here (cold code is optimized for size).
+MEMDIAG_NOINLINE inline void forget_block(tables* t, void* p) noexcept { t->remove(p); }
 
 /// profile_freed handler: a lock-free filter test; only possible hits lock,
 /// and only the block's shard.

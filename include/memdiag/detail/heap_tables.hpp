@@ -188,9 +188,12 @@ MEMDIAG_ALWAYS_INLINE std::size_t shard_index(const void* p) noexcept { return s
 /// Hash of a stack, one frame at a time (record_sample hashes while it walks).
 struct frames_hasher {
     std::uint64_t h = 0x84222325cbf29ce4ull;
+    /// Three instructions a frame in the walk's loop (xor, multiply by an
+    /// immediate, rotate): the multiply carries each bit upwards, the rotate
+    /// brings the high bits down, and every step is a bijection of h.
     MEMDIAG_ALWAYS_INLINE void add(std::uintptr_t f) noexcept {
-        h = (h ^ static_cast<std::uint64_t>(f)) * 0x100000001b3ull;
-        h ^= h >> 29;
+        const std::uint64_t x = (h ^ static_cast<std::uint64_t>(f)) * 0x5bd1e995ull;
+        h = x << 29 | x >> 35;
     }
     /// The hash of the n frames added.
     std::uint64_t done(std::size_t n) const noexcept { return (h ^ n) * 0x9e3779b97f4a7c15ull; }
@@ -206,7 +209,26 @@ inline std::uint64_t frames_hash(const std::uintptr_t* f, std::size_t n) noexcep
 /// guard marks the thread as holding a memdiag lock, so that an allocation or
 /// free by a signal handler that interrupts it is counted without the tables.
 using table_lock = detail::spinlock;
-using table_guard = detail::spin_guard;
+/// Holds a table lock as spin_guard does (guard_lock marked first), with the
+/// uncontended take inline: spinlock::lock is a call (its spin loop is not
+/// inlined), and exact mode takes a shard lock twice per allocation and free.
+class table_guard {
+public:
+    /// Takes l.
+    MEMDIAG_ALWAYS_INLINE explicit table_guard(table_lock& l) noexcept : lock_(l) {
+        tls_head.guards += guard_lock;
+        if (MEMDIAG_UNLIKELY(!l.try_lock())) l.lock();
+    }
+    MEMDIAG_ALWAYS_INLINE ~table_guard() {
+        lock_.unlock();
+        tls_head.guards -= guard_lock;
+    }
+    table_guard(const table_guard&) = delete;
+    table_guard& operator=(const table_guard&) = delete;
+
+private:
+    table_lock& lock_;
+};
 
 /// One shard of the live table: an open-addressing table of the live sampled
 /// blocks whose address falls in it, kept between 3/8 and 3/4 full, with its
@@ -728,9 +750,12 @@ struct tables {
     /// we could not see it); false, counted as dropped, when the shard cannot
     /// grow or max_live is reached. The caller adds the stack's figures.
     /// `c`: the address's filter cell (its index computed once by the
-    /// caller). Not forced inline: inlined in both callers it cost 17 more
-    /// instructions per sample (callgrind, workload --shape small).
-    bool insert_locked(live_shard& s, std::uintptr_t p, std::size_t size, std::uint32_t id, filter_cell& c) noexcept {
+    /// caller). Inline in the cached sample's path (add_live_cached, nearly
+    /// every sample), out of line (insert_locked) in add_live's: inlined in
+    /// both it cost 17 more instructions per sample (callgrind, workload
+    /// --shape small).
+    MEMDIAG_ALWAYS_INLINE bool insert_in(live_shard& s, std::uintptr_t p, std::size_t size, std::uint32_t id,
+                                         filter_cell& c) noexcept {
         ++s.takes;
         const std::size_t n = s.count.load(std::memory_order_relaxed);
         // Keep the load at most 3/4 (linear probes stay short): grow, or drop.
@@ -751,6 +776,12 @@ struct tables {
         s.live[i] = live_entry{p, live_entry::pack(size, id)};
         ++s.samples;
         return true;
+    }
+
+    /// insert_in, out of line.
+    MEMDIAG_NOINLINE bool insert_locked(live_shard& s, std::uintptr_t p, std::size_t size, std::uint32_t id,
+                                        filter_cell& c) noexcept {
+        return insert_in(s, p, size, id, c);
     }
 
     /// Enters a sampled block under stack id (insert_locked), taking its
@@ -790,21 +821,22 @@ struct tables {
     /// its figures go to c's pending figures, written by no other CPU. False,
     /// nothing done, when c no longer names that stack of this generation
     /// (cleared since, or refilled by a signal handler on this thread).
-    bool add_live_cached(void* ptr, std::size_t size, stack_cache_entry& c, std::uint64_t h) noexcept {
-        const std::size_t fi = filter_index(ptr);
+    /// `fi`: filter_index(ptr), computed once by the caller.
+    bool add_live_cached(void* ptr, std::size_t fi, std::size_t size, stack_cache_entry& c, std::uint64_t h) noexcept {
         live_shard& s = shards[shard_of_cell(fi)];
         const auto p = reinterpret_cast<std::uintptr_t>(ptr);
         table_guard g(s.lock);
         if (c.hash != h || c.gen != generation.load(std::memory_order_relaxed)) return false;
         ++s.known;
-        if (!insert_locked(s, p, size, c.id, filter[fi])) return true;
+        if (!insert_in(s, p, size, c.id, filter[fi])) return true;
         ++c.objects;
         c.bytes += live_entry::recorded(size);
         return true;
     }
 
     /// Forgets a freed block if it was sampled. Takes only its shard's lock.
-    void remove(void* ptr) noexcept {
+    /// Inline in its one caller (forget_block).
+    MEMDIAG_ALWAYS_INLINE void remove(void* ptr) noexcept {
         const std::size_t fi = filter_index(ptr);
         live_shard& s = shards[shard_of_cell(fi)];
         const auto p = reinterpret_cast<std::uintptr_t>(ptr);
