@@ -405,9 +405,9 @@ MEMDIAG_ALWAYS_INLINE shard* quiet_shard(const tracker_slot& t) noexcept {
     // null test of the result fold away.
     if (s == nullptr) __builtin_unreachable();
 #endif
-    const int index = t.shard_index;
-    if (MEMDIAG_UNLIKELY(index < 0)) return nullptr;
-    return &s->shards[index];
+    const std::ptrdiff_t offset = t.shard_offset;  // pre-scaled: one add finds the shard
+    if (MEMDIAG_UNLIKELY(offset < 0)) return nullptr;
+    return reinterpret_cast<shard*>(reinterpret_cast<char*>(s->shards) + offset);
 }
 
 /// deallocate_counted's publish, then the upstream call: out of line and
@@ -718,6 +718,7 @@ private:
                     detail::clear_shard(s->shards[index]);
                 reg.shard_owner[index] = &slot_;
                 slot_.shard_index = index;
+                slot_.shard_offset = static_cast<std::ptrdiff_t>(index) * static_cast<std::ptrdiff_t>(sizeof(detail::shard));
                 return;
             }
         }

@@ -82,6 +82,9 @@ struct tracker_slot {
     relaxed_u64 peak{0};
     int shard_index = -1;  ///< index in every thread's shard array; -1: atomics only
     char name[64] = {};
+    /// shard_index * sizeof(shard), or -1: the allocators' fast path finds
+    /// the shard with one load and one add (no scaling of the index).
+    std::ptrdiff_t shard_offset = -1;
 };
 
 /// One thread's counts for one tracker, one cache line. Owner-written; see the
@@ -218,8 +221,8 @@ enum : unsigned { slow_process_scope = 1u, slow_profiler = 2u, slow_epoch_shift 
 
 /// The trackers every program has: everything the global hook sees, and the
 /// default for tracking allocators and resources given no tracker.
-inline tracker_slot g_process_slot{{0}, {0}, {0}, {0}, {0}, {0}, 0, "process"};
-inline tracker_slot g_default_slot{{0}, {0}, {0}, {0}, {0}, {0}, 1, "default"};
+inline tracker_slot g_process_slot{{0}, {0}, {0}, {0}, {0}, {0}, 0, "process", 0};
+inline tracker_slot g_default_slot{{0}, {0}, {0}, {0}, {0}, {0}, 1, "default", sizeof(shard)};
 
 /// Folds a shard into its tracker (thread exit, tracker reuse). Registry lock held.
 inline void fold_shard(shard& sh, tracker_slot& slot) noexcept {
