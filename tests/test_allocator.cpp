@@ -186,3 +186,25 @@ TEST_CASE("allocator: an upstream throwing below the peak leaves every figure un
     CHECK(t.stats().live_bytes == 0);
     CHECK(t.stats().allocations == t.stats().deallocations);
 }
+
+// While the shard's peak rises (no free since the view went above it) an
+// allocation is counted before the upstream call too; a throwing upstream
+// must leave the peak where the last successful allocation took it.
+TEST_CASE("allocator: an upstream throwing while the peak rises leaves the peak", "[allocator]") {
+    memdiag::tracker t{"throw while rising"};
+    bool fail = false;
+    using flaky = memdiag_test::flaky_allocator<int>;
+    memdiag::tracking_allocator<int, flaky> a{t, flaky{&fail}};
+    int* first = a.allocate(1000);  // 4000 bytes, above the peak (0): rising
+    fail = true;
+    CHECK_THROWS_AS(a.allocate(10), std::bad_alloc);
+    fail = false;
+    CHECK(t.stats().peak_live_bytes == 4000);
+    CHECK(t.stats().live_bytes == 4000);
+    a.deallocate(first, 1000);  // the view turns down: the peak is stored now
+    const memdiag::allocation_stats s = t.stats();
+    CHECK(s.peak_live_bytes == 4000);
+    CHECK(s.live_bytes == 0);
+    CHECK(s.allocations == 1);
+    CHECK(s.bytes_allocated == 4000);
+}

@@ -72,6 +72,94 @@ TEST_CASE("peak is exact on one thread across publishing", "[tracker]") {
     CHECK(t.stats().peak_live_bytes == peak);
 }
 
+// The shard stores its peak only when the view turns down (a free) or is
+// published; in between ("rising") readers take the view. Checked at every
+// step of a walk that rises, falls and publishes (steps up to 80 KiB against
+// the 64 KiB publish step).
+TEST_CASE("the peak read after every event is exact on one thread", "[tracker]") {
+    memdiag::tracker t{"peak walk"};
+    int x;
+    std::int64_t live = 0;
+    std::uint64_t peak = 0;
+    std::mt19937 rng(11);
+    std::vector<std::size_t> held;
+    int wrong = 0, first_wrong = -1;
+    for (int i = 0; i < 6000; ++i) {
+        // Runs of allocations (each above the peak while rising), then runs of frees.
+        const bool up = held.empty() || (i / 7) % 3 != 2;
+        if (up) {
+            const std::size_t n = 1 + rng() % (i % 50 == 0 ? 80000 : 3000);
+            alloc_event(t, &x, n);
+            held.push_back(n);
+            live += static_cast<std::int64_t>(n);
+            if (live > static_cast<std::int64_t>(peak)) peak = static_cast<std::uint64_t>(live);
+        } else {
+            const std::size_t k = rng() % held.size();
+            free_event(t, &x, held[k]);
+            live -= static_cast<std::int64_t>(held[k]);
+            held[k] = held.back();
+            held.pop_back();
+        }
+        const memdiag::allocation_stats s = t.stats();
+        if (s.peak_live_bytes != peak || s.live_bytes != live) {
+            if (wrong++ == 0) first_wrong = i;
+        }
+    }
+    CHECK(wrong == 0);
+    CHECK(first_wrong == -1);
+    for (std::size_t n : held) free_event(t, &x, n);
+    CHECK(t.stats().live_bytes == 0);
+    CHECK(t.stats().peak_live_bytes == peak);
+}
+
+// While a thread's view rises its shard holds no stored peak; another thread
+// reading the tracker must still see it, also once the live total has fallen
+// below it (here by a free on the reading thread).
+TEST_CASE("a peak still rising on another thread is read exactly", "[tracker][threads]") {
+    memdiag::tracker t{"rising elsewhere"};
+    int a, b;
+    std::atomic<int> step{0};
+    std::thread owner([&] {
+        alloc_event(t, &a, 2000);  // above the shard's peak (0): rising
+        alloc_event(t, &b, 3000);  // still rising: the peak is 5000, not stored
+        step.store(1);
+        while (step.load() != 2) std::this_thread::yield();
+        free_event(t, &b, 3000);  // the view turns down: the shard stores 5000
+        step.store(3);
+        while (step.load() != 4) std::this_thread::yield();
+    });
+    while (step.load() != 1) std::this_thread::yield();
+    free_event(t, &a, 2000);  // freed here: live 3000, the peak stays 5000
+    const memdiag::allocation_stats rising = t.stats();
+    CHECK(rising.live_bytes == 3000);
+    CHECK(rising.peak_live_bytes == 5000);
+    step.store(2);
+    while (step.load() != 3) std::this_thread::yield();
+    const memdiag::allocation_stats turned = t.stats();
+    CHECK(turned.live_bytes == 0);
+    CHECK(turned.peak_live_bytes == 5000);
+    step.store(4);
+    owner.join();
+    const memdiag::allocation_stats folded = t.stats();  // the owner's shard folded at its exit
+    CHECK(folded.live_bytes == 0);
+    CHECK(folded.peak_live_bytes == 5000);
+    CHECK(folded.allocations == 2);
+    CHECK(folded.deallocations == 2);
+}
+
+// A thread that exits while its view is rising: the fold reads the peak from the view.
+TEST_CASE("a thread exiting while its peak rises leaves the peak", "[tracker][threads]") {
+    memdiag::tracker t{"rising exit"};
+    int a;
+    std::thread([&] { alloc_event(t, &a, 7000); }).join();
+    const memdiag::allocation_stats s = t.stats();
+    CHECK(s.live_bytes == 7000);
+    CHECK(s.peak_live_bytes == 7000);
+    free_event(t, &a, 7000);
+    CHECK(t.stats().peak_live_bytes == 7000);
+    CHECK(t.stats().live_bytes == 0);
+}
+
 TEST_CASE("8 threads allocating and freeing concurrently count exactly", "[tracker][threads]") {
     memdiag::tracker t{"shared"};
     constexpr int threads = 8, rounds = 20000;

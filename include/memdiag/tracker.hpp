@@ -130,14 +130,30 @@ MEMDIAG_COLD inline void check_soft_limit(std::int64_t live) noexcept {
     }
 }
 
-/// Publishes a shard's live-byte drift to its tracker (see the file comment).
+/// The out-of-line part of a shard count, called when an event left the view
+/// beyond one of its marks (shard_count_allocation / shard_count_free returned
+/// true); harmless at any other time. Ends a rise: the peak, the view before
+/// this free, is stored now. Publishes the drift to the tracker when the view
+/// left its publish band (see the file comment); else starts a rise when an
+/// allocation took the view above the peak; else only resets the marks.
 // Not cold: g++ would then move the hot path that may call it to the cold section.
 MEMDIAG_NOINLINE inline void publish_drift(shard& sh, tracker_slot& t) noexcept {
-    const std::int64_t drift = sh.drift();
-    const std::int64_t now = t.live_published.fetch_add(drift, std::memory_order_relaxed) + drift;
-    sh.published_at(now);
-    if (now > 0) atomic_max(t.peak, static_cast<std::uint64_t>(now));
-    if (&t == &g_process_slot) check_soft_limit(now);
+    std::int64_t published = sh.published();
+    std::uint64_t peak = sh.peak_seen();  // ends a rise: bytes_allocated has not moved since the view was highest
+    const std::int64_t view = sh.view;
+    const std::int64_t drift = view - published;
+    if (drift > shard::publish_step || drift < -shard::publish_step) {
+        const std::int64_t now = t.live_published.fetch_add(drift, std::memory_order_relaxed) + drift;
+        sh.view = published = now;
+        if (view > static_cast<std::int64_t>(peak)) peak = static_cast<std::uint64_t>(view);
+        if (now > static_cast<std::int64_t>(peak)) peak = static_cast<std::uint64_t>(now);
+        if (now > 0) atomic_max(t.peak, static_cast<std::uint64_t>(now));
+        sh.settle(peak, published);
+        if (&t == &g_process_slot) check_soft_limit(now);
+        return;
+    }
+    if (view > static_cast<std::int64_t>(peak)) return sh.start_rising(published);
+    sh.settle(peak, published);
 }
 
 /// Counting without a shard: trackers beyond MEMDIAG_MAX_TRACKERS, threads
@@ -167,25 +183,26 @@ MEMDIAG_ALWAYS_INLINE bool admit_allocation(tracker_slot& t, std::size_t size, b
 
 /// Counts an allocation in the calling thread's shard. Plain arithmetic first,
 /// then the owner-only atomic stores, so nothing is reloaded from memory.
-/// True when the view rose above its publish mark: the caller publishes.
+/// True when the view rose above its allocation mark (the peak or the publish
+/// mark): the caller calls publish_drift.
 MEMDIAG_ALWAYS_INLINE bool shard_count_allocation(shard& sh, std::size_t size) noexcept {
-    const auto r = std::memory_order_relaxed;
     const std::int64_t view = sh.view + static_cast<std::int64_t>(size);
+    const bool marked = view > sh.alloc_mark;
     sh.view = view;
     owner_bump(sh.allocations, 1);
     owner_bump(sh.bytes_allocated, size);
-    if (view > static_cast<std::int64_t>(sh.peak.load(r))) sh.peak.store(static_cast<std::uint64_t>(view), r);
-    return view > sh.publish_above;
+    return marked;
 }
 
 /// Counts a deallocation in the calling thread's shard. True when the view
-/// fell below its publish mark: the caller publishes.
+/// fell below its free mark (the publish mark, or any free after a rise):
+/// the caller calls publish_drift.
 MEMDIAG_ALWAYS_INLINE bool shard_count_free(shard& sh, std::size_t size) noexcept {
     const std::int64_t view = sh.view - static_cast<std::int64_t>(size);
     sh.view = view;
     owner_bump(sh.deallocations, 1);
     owner_bump(sh.bytes_freed, size);
-    return view < sh.publish_below;
+    return view < sh.free_mark;
 }
 
 /// Counts an allocation in the calling thread's shard and publishes when due.
@@ -383,9 +400,14 @@ MEMDIAG_ALWAYS_INLINE shard* quiet_shard(const tracker_slot& t) noexcept {
     if (MEMDIAG_UNLIKELY((tls_head.guards | g_registry.global_slow.load(std::memory_order_relaxed)) != 0))
         return nullptr;
     thread_state* const s = tls_head.state;
-    const int index = t.shard_index;
-    if (MEMDIAG_UNLIKELY(index < 0)) return nullptr;
-    return &s->shards[index];
+#if defined(__GNUC__)
+    // No guards means a state (guard_no_state): saying so lets the caller's
+    // null test of the result fold away.
+    if (s == nullptr) __builtin_unreachable();
+#endif
+    const std::ptrdiff_t offset = t.shard_offset;  // pre-scaled: one add finds the shard
+    if (MEMDIAG_UNLIKELY(offset < 0)) return nullptr;
+    return reinterpret_cast<shard*>(reinterpret_cast<char*>(s->shards) + offset);
 }
 
 /// deallocate_counted's publish, then the upstream call: out of line and
@@ -396,13 +418,13 @@ MEMDIAG_NOINLINE void published_before(shard& sh, tracker_slot& t, Upstream upst
     upstream(args...);
 }
 
-/// Counts an allocation whose new view (`view`) passes neither the shard's
-/// peak nor its publish mark (allocate_counted checked): no mark moves.
+/// Counts an allocation whose new view (`view`) is not above the shard's
+/// allocation mark (allocate_counted checked): no stored mark moves (while
+/// rising, the peak is the view, which shard_uncount_allocation takes back too).
 MEMDIAG_ALWAYS_INLINE void shard_count_below_marks(shard& sh, std::size_t size, std::int64_t view) noexcept {
-    const auto r = std::memory_order_relaxed;
     sh.view = view;
-    sh.allocations.store(sh.allocations.load(r) + 1, r);
-    sh.bytes_allocated.store(sh.bytes_allocated.load(r) + size, r);
+    owner_bump(sh.allocations, 1);
+    owner_bump(sh.bytes_allocated, size);
 }
 
 /// Takes back shard_count_below_marks when the upstream failed. The shard's
@@ -416,9 +438,9 @@ MEMDIAG_NOINLINE inline void shard_uncount_allocation(shard& sh, std::size_t siz
     sh.bytes_allocated.store(sh.bytes_allocated.load(r) - size, r);
 }
 
-/// allocate_counted on a quiet thread when the event raises the shard's peak
-/// or is due to publish: the upstream call first, then the count (these marks
-/// cannot be taken back if the upstream throws).
+/// allocate_counted on a quiet thread when the event takes the view above the
+/// shard's allocation mark (a new peak, or a publish due): the upstream call
+/// first, then the count (these marks cannot be taken back if the upstream throws).
 template <class Result, class Upstream, class... Args>
 MEMDIAG_NOINLINE Result counted_after(shard& sh, tracker_slot& t, std::size_t size, Upstream upstream,
                                       Args... args) {
@@ -455,12 +477,12 @@ MEMDIAG_ALWAYS_INLINE auto allocate_counted(tracker_slot& t, std::size_t size, U
     using result = decltype(upstream(args...));
     if (shard* sh = quiet_shard(t)) {
         // Counted before the call, so that nothing but the shard and the size
-        // is kept across it. Only when the event moves no mark (shard peak,
-        // publish): those cannot be taken back exactly, so such an event, the
-        // rare one, counts after the call instead.
+        // is kept across it. Only when the event moves no stored mark (the
+        // view stays at or below alloc_mark): a rise's start or a publish
+        // cannot be taken back exactly, so such an event, the rare one,
+        // counts after the call instead.
         const std::int64_t view = sh->view + static_cast<std::int64_t>(size);
-        if (MEMDIAG_LIKELY(view <= static_cast<std::int64_t>(sh->peak.load(std::memory_order_relaxed)) &&
-                           view <= sh->publish_above)) {
+        if (MEMDIAG_LIKELY(view <= sh->alloc_mark)) {
             shard_count_below_marks(*sh, size, view);
 #if MEMDIAG_HAS_EXCEPTIONS
             try {
@@ -528,7 +550,7 @@ inline allocation_stats read_stats(const tracker_slot& t) noexcept {
                 st.deallocations += sh.deallocations.load(r);
                 st.bytes_allocated += sh.bytes_allocated.load(r);
                 st.bytes_freed += sh.bytes_freed.load(r);
-                const std::uint64_t p = sh.peak.load(r);
+                const std::uint64_t p = sh.peak_seen();
                 if (p > peak) peak = p;
             }
         }
@@ -557,14 +579,14 @@ inline int probe_global_hook() noexcept {
     const auto r = std::memory_order_relaxed;
     const std::uint64_t a = sh.allocations.load(r), d = sh.deallocations.load(r);
     const std::uint64_t ba = sh.bytes_allocated.load(r), bf = sh.bytes_freed.load(r);
-    const std::int64_t view = sh.view, mark = sh.publish_above;
+    const std::int64_t view = sh.view, mark = sh.published();
     {
         nested_event probe;
         void* volatile p = ::operator new(1, std::nothrow);
         ::operator delete(p);
     }
     const bool counted = sh.allocations.load(r) != a;
-    if (sh.view == view && sh.publish_above == mark) {  // no publish in between: undo exactly
+    if (sh.view == view && sh.published() == mark) {  // no publish in between: undo exactly
         sh.allocations.store(a, r);
         sh.deallocations.store(d, r);
         sh.bytes_allocated.store(ba, r);
@@ -696,6 +718,7 @@ private:
                     detail::clear_shard(s->shards[index]);
                 reg.shard_owner[index] = &slot_;
                 slot_.shard_index = index;
+                slot_.shard_offset = static_cast<std::ptrdiff_t>(index) * static_cast<std::ptrdiff_t>(sizeof(detail::shard));
                 return;
             }
         }

@@ -82,36 +82,81 @@ struct tracker_slot {
     relaxed_u64 peak{0};
     int shard_index = -1;  ///< index in every thread's shard array; -1: atomics only
     char name[64] = {};
+    /// shard_index * sizeof(shard), or -1: the allocators' fast path finds
+    /// the shard with one load and one add (no scaling of the index).
+    std::ptrdiff_t shard_offset = -1;
 };
 
 /// One thread's counts for one tracker, one cache line. Owner-written; see the
-/// file comment. The live-byte view and its two publish marks are kept as
-/// such (not as a drift and the published value) so that an event compares
-/// against a mark in memory and needs no arithmetic for it.
+/// file comment. The live-byte view is compared against one mark per side,
+/// kept in memory so that an event needs no arithmetic for it:
+///  - steady: alloc_mark = min(peak, published + step), free_mark = published - step;
+///  - rising (the view went above the peak and no free came since): alloc_mark =
+///    published + step, free_mark = rising_free_mark, so the first free goes out
+///    of line and records the peak then (the view just before it). While rising,
+///    `peak` holds the view less bytes_allocated, which no allocation changes,
+///    tagged by its top bit, so other threads can read the peak (peak_seen).
+/// An allocation therefore tests one mark instead of the peak and the publish
+/// mark, and the peak is stored only when the view turns down.
 struct alignas(64) shard {
     relaxed_u64 allocations{0};
     relaxed_u64 deallocations{0};
     relaxed_u64 bytes_allocated{0};
     relaxed_u64 bytes_freed{0};
-    relaxed_u64 peak{0};  ///< highest view seen by this thread
+    /// Highest view seen by this thread; while rising, rising_tag | (view - bytes_allocated).
+    relaxed_u64 peak{0};
     /// Tracker live bytes as this thread sees them: the value at its last
     /// publish plus its own change since (owner only).
     std::int64_t view = 0;
-    std::int64_t publish_above = publish_step;   ///< publish when view rises above (owner only)
-    std::int64_t publish_below = -publish_step;  ///< publish when view falls below (owner only)
+    std::int64_t alloc_mark = 0;              ///< an allocation leaving the view above it goes out of line (owner only)
+    std::int64_t free_mark = -publish_step;   ///< a free leaving the view below it goes out of line (owner only)
 
     /// How far the view may drift from the published value (config.hpp).
     static constexpr std::int64_t publish_step = MEMDIAG_PEAK_PUBLISH_BYTES;
+    /// free_mark while rising: every free is below it.
+    static constexpr std::int64_t rising_free_mark = INT64_MAX;
+    /// Top bit of `peak` while rising; the other 63 bits hold a signed offset
+    /// (|offset| < 2^62: 4 EiB, which no byte count reaches).
+    static constexpr std::uint64_t rising_tag = std::uint64_t{1} << 63;
 
-    /// The tracker's live bytes at this thread's last publish.
-    std::int64_t published() const noexcept { return publish_above - publish_step; }
-    /// Own live-byte change not yet published.
+    /// True from an allocation above the peak to the next free or publish (owner only).
+    bool rising() const noexcept { return free_mark == rising_free_mark; }
+    /// The tracker's live bytes at this thread's last publish (owner only).
+    std::int64_t published() const noexcept {
+        return rising() ? alloc_mark - publish_step : free_mark + publish_step;
+    }
+    /// Own live-byte change not yet published (owner, or registry lock with the owner quiet).
     std::int64_t drift() const noexcept { return view - published(); }
-    /// After a publish that left the tracker at `live`: a view of it with no drift.
-    void published_at(std::int64_t live) noexcept {
-        view = live;
-        publish_above = live + publish_step;
-        publish_below = live - publish_step;
+
+    /// The peak as any thread may read it: while rising, the current view
+    /// (exact once the owner is quiet).
+    std::uint64_t peak_seen() const noexcept {
+        const auto r = std::memory_order_relaxed;
+        const std::uint64_t p = peak.load(r);
+        if ((p & rising_tag) == 0) return p;
+        const std::int64_t view_now = unrise(p) + static_cast<std::int64_t>(bytes_allocated.load(r));
+        return view_now > 0 ? static_cast<std::uint64_t>(view_now) : 0;
+    }
+
+    /// Owner: the view went above alloc_mark without a publish being due and
+    /// above the peak: rising until the next free or publish.
+    void start_rising(std::int64_t published_value) noexcept {
+        const std::int64_t offset = view - static_cast<std::int64_t>(bytes_allocated.load(std::memory_order_relaxed));
+        peak.store(rising_tag | (static_cast<std::uint64_t>(offset) & ~rising_tag), std::memory_order_relaxed);
+        alloc_mark = published_value + publish_step;
+        free_mark = rising_free_mark;
+    }
+    /// Owner: steady marks for a peak and a published value; stores the peak.
+    void settle(std::uint64_t peak_value, std::int64_t published_value) noexcept {
+        peak.store(peak_value, std::memory_order_relaxed);
+        const std::int64_t above = published_value + publish_step;
+        alloc_mark = static_cast<std::int64_t>(peak_value) < above ? static_cast<std::int64_t>(peak_value) : above;
+        free_mark = published_value - publish_step;
+    }
+
+private:
+    static std::int64_t unrise(std::uint64_t p) noexcept {
+        return static_cast<std::int64_t>(p << 1) >> 1;  // sign-extends the 63-bit offset
     }
 };
 static_assert(sizeof(shard) == 64, "a shard is one cache line");
@@ -176,8 +221,8 @@ enum : unsigned { slow_process_scope = 1u, slow_profiler = 2u, slow_epoch_shift 
 
 /// The trackers every program has: everything the global hook sees, and the
 /// default for tracking allocators and resources given no tracker.
-inline tracker_slot g_process_slot{{0}, {0}, {0}, {0}, {0}, {0}, 0, "process"};
-inline tracker_slot g_default_slot{{0}, {0}, {0}, {0}, {0}, {0}, 1, "default"};
+inline tracker_slot g_process_slot{{0}, {0}, {0}, {0}, {0}, {0}, 0, "process", 0};
+inline tracker_slot g_default_slot{{0}, {0}, {0}, {0}, {0}, {0}, 1, "default", sizeof(shard)};
 
 /// Folds a shard into its tracker (thread exit, tracker reuse). Registry lock held.
 inline void fold_shard(shard& sh, tracker_slot& slot) noexcept {
@@ -187,7 +232,7 @@ inline void fold_shard(shard& sh, tracker_slot& slot) noexcept {
     slot.bytes_allocated.fetch_add(sh.bytes_allocated.load(r), r);
     slot.bytes_freed.fetch_add(sh.bytes_freed.load(r), r);
     if (sh.drift() != 0) slot.live_published.fetch_add(sh.drift(), r);
-    atomic_max(slot.peak, sh.peak.load(r));
+    atomic_max(slot.peak, sh.peak_seen());
 }
 
 /// Zeroes a shard. Registry lock held, owner not running an event on it.
@@ -197,8 +242,8 @@ inline void clear_shard(shard& sh) noexcept {
     sh.deallocations.store(0, r);
     sh.bytes_allocated.store(0, r);
     sh.bytes_freed.store(0, r);
-    sh.peak.store(0, r);
-    sh.published_at(0);
+    sh.view = 0;
+    sh.settle(0, 0);
 }
 
 inline tracker_slot* shard_owner(registry& reg, int index) noexcept {
