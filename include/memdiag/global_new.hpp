@@ -250,7 +250,7 @@ MEMDIAG_ALWAYS_INLINE void* hooked_new(std::size_t n, std::size_t align, bool no
         // is of its run. An unread layout goes to hooked_new_watched (read
         // again here: keeping it from the test above costs a register copy).
         const auto bytes = static_cast<std::int64_t>(n);
-        if (guards == 0 && chunk_layout_unread() == 0 && s->sample_key == g && s->sample_countdown > bytes) {
+        if ((guards | chunk_layout_unread()) == 0 && s->sample_key == g && s->sample_countdown > bytes) {
             s->sample_countdown -= bytes;
             if (void* p = raw_alloc(n, 0)) return hooked_new_count_size(s, p, read_usable_size(p, n));
             return hooked_new_unsampled_failed(n, nothrow);
@@ -317,7 +317,7 @@ MEMDIAG_ALWAYS_INLINE void hooked_delete(void* p, std::size_t size_hint, std::si
     }
     // The heap profiler alone. The layout word is read again: keeping
     // `guards | layout` from the test above would cost a register copy.
-    if (unready == 0 && chunk_layout_unread() == 0 && profiler_only(g))
+    if ((unready | chunk_layout_unread()) == 0 && profiler_only(g))
         return hooked_delete_sampling(p, s, size_hint, align);
     hooked_delete_watched(p, size_hint, align, false);
 }
