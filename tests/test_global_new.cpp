@@ -1,5 +1,6 @@
 // Tests for the global operator new/delete replacement (tests/hook_main.cpp defines it).
 #include <memdiag/global_new.hpp>
+#include <memdiag/heap_profile.hpp>
 
 #include <cstdint>
 #include <cstdlib>
@@ -252,3 +253,122 @@ TEST_CASE("C allocation functions are counted on glibc", "[global_new][malloc]")
     CHECK(posix_memalign(&p, 3, 8) == EINVAL);
 }
 #endif
+
+#if MEMDIAG_HAS_LIBC_MALLOC && !MEMDIAG_ASAN && !MEMDIAG_TSAN
+// With the C allocation functions replaced too, `malloc` resolves to memdiag's
+// own, yet every block the hook sees comes from __libc_malloc: its chunk
+// header is read inline, as without MEMDIAG_REPLACE_MALLOC (this binary
+// defines both, so the hook's inline paths, the heap profiler's inline free
+// filter test among them, run in this suite).
+TEST_CASE("with malloc replaced too, chunk headers are read inline and agree with glibc",
+          "[global_new][malloc]") {
+    using memdiag::detail::glibc_chunk_usable;
+    REQUIRE(memdiag::malloc_hook_installed());
+    sink = ::operator new(40);  // the layout is checked by the first event at the latest
+    ::operator delete(sink);
+    CHECK(memdiag::detail::chunk_layout_unread() == 0);
+    for (std::size_t n : {std::size_t{1}, std::size_t{24}, std::size_t{1000}, std::size_t{300000}}) {
+        void* p = ::operator new(n);  // 300000: an mmapped chunk
+        sink = p;
+        CHECK(glibc_chunk_usable(reinterpret_cast<std::uintptr_t>(p)) == malloc_usable_size(p));
+        ::operator delete(p);
+        p = std::malloc(n);
+        sink = p;
+        CHECK(glibc_chunk_usable(reinterpret_cast<std::uintptr_t>(p)) == malloc_usable_size(p));
+        std::free(p);
+    }
+}
+#endif
+
+namespace {
+using memdiag::detail::heapprof::tables;
+
+std::size_t live_samples_in(const tables& t) {
+    std::size_t n = 0;
+    for (const auto& s : t.shards) n += s.count.load(std::memory_order_relaxed);
+    return n;
+}
+
+struct profiled_pair {
+    std::size_t after_new, after_delete;
+};
+// One sampled new/delete pair (exact mode) with `t` published as the
+// profiler's tables in between; the previous tables are restored after.
+// Nothing else allocates meanwhile (no assertion inside).
+profiled_pair pair_in_tables(tables& t) {
+    using memdiag::detail::heapprof::g_profiler;
+    tables* const previous = g_profiler.current.load(std::memory_order_acquire);
+    {
+        memdiag::detail::spin_guard c(g_profiler.control);
+        g_profiler.current.store(&t, std::memory_order_release);
+    }
+    void* p = ::operator new(100);
+    sink = p;
+    const std::size_t after_new = live_samples_in(t);
+    ::operator delete(p);
+    const std::size_t after_delete = live_samples_in(t);
+    {
+        memdiag::detail::spin_guard c(g_profiler.control);
+        g_profiler.current.store(previous, std::memory_order_release);
+    }
+    return {after_new, after_delete};
+}
+}  // namespace
+
+// While the heap profiler runs alone, operator delete tests the free filter
+// inline and calls the profiler only on a possible hit (global_new.hpp). The
+// filter it tests must be the current tables' at each free: a hook that kept
+// the filter it read once (at start, or at its first free) would let a
+// sampled block of newer tables go unforgotten. The one set of tables is
+// never replaced today (heap_profile_impl.hpp reuses it), so the test
+// publishes a second one as a swap or a regrowth would.
+TEST_CASE("operator delete tests the current tables' free filter, not one read earlier",
+          "[global_new][heap_profile]") {
+    using namespace memdiag;
+    REQUIRE(heap_profiler::start(profile_options{}.sample_interval(1)));
+    tables* const first = detail::heapprof::g_profiler.current.load(std::memory_order_acquire);
+    REQUIRE(first != nullptr);
+    // A sampled pair in the process's tables first: the hook's inline test
+    // has read their filter, and this thread's stack cache is registered
+    // with them (never with the second tables).
+    const std::size_t live_before = live_samples_in(*first);
+    sink = ::operator new(100);
+    const std::size_t live_sampled = live_samples_in(*first);
+    ::operator delete(sink);
+    CHECK(live_sampled == live_before + 1);
+    CHECK(live_samples_in(*first) == live_before);
+
+    auto second = std::make_unique<tables>();
+    REQUIRE(second->allocate());
+    second->configure(first->max_depth.load(), 0, 0, first->max_bytes);
+    second->interval = 1;
+    // No stack cache entry names this generation: samples go through the second tables' own stacks.
+    second->generation.store(first->generation.load() + 1000);
+    const profiled_pair in_second = pair_in_tables(*second);
+    heap_profiler::stop();
+    second->release();
+    CHECK(in_second.after_new == 1);
+    CHECK(in_second.after_delete == 0);  // a stale filter: 1
+}
+
+// The profiler's free path on its own: every sampled block that operator
+// delete frees is forgotten, on the inline path (the layout read inline, no
+// scope open), including frees that cross the thread's publish mark.
+TEST_CASE("sampled blocks freed by operator delete leave the profiler's live table",
+          "[global_new][heap_profile]") {
+    using namespace memdiag;
+    std::vector<char*> blocks;
+    blocks.reserve(2000);
+    REQUIRE(heap_profiler::start(profile_options{}.sample_interval(1)));
+    const std::uint64_t live_before = heap_profiler::stats().live_samples;
+    for (int i = 0; i < 2000; ++i) blocks.push_back(new char[static_cast<std::size_t>(16 + (i % 7) * 4096)]);
+    const std::uint64_t live_held = heap_profiler::stats().live_samples;
+    for (char* b : blocks) delete[] b;
+    const std::uint64_t live_after = heap_profiler::stats().live_samples;
+    heap_profiler::stop();
+    CHECK(live_held >= live_before + 2000);
+    CHECK(live_after <= live_before + 8);  // Catch2's own may come and go
+#if MEMDIAG_HAS_LIBC_MALLOC && !MEMDIAG_ASAN && !MEMDIAG_TSAN
+    CHECK(detail::chunk_layout_unread() == 0);  // the inline path ran
+#endif
+}

@@ -63,6 +63,9 @@
 // hook cannot be installed under it: global_hook_installed() is then false.
 #if defined(MEMDIAG_REPLACE_GLOBAL_NEW) && MEMDIAG_ENABLED && !MEMDIAG_TSAN
 #define MEMDIAG_GLOBAL_NEW_ACTIVE 1
+// The heap profiler's tables: operator delete tests their free filter inline.
+// Only the defining unit pays for it (memdiag.hpp includes it anyway).
+#include "detail/heap_sampling.hpp"
 
 #if defined(MEMDIAG_REPLACE_MALLOC) && MEMDIAG_HAS_LIBC_MALLOC && !MEMDIAG_ASAN && !MEMDIAG_TSAN
 #define MEMDIAG_MALLOC_HOOK 1
@@ -242,12 +245,14 @@ MEMDIAG_ALWAYS_INLINE void* hooked_new(std::size_t n, std::size_t align, bool no
             if (void* p = raw_alloc(n, 0)) return hooked_new_count_size(s, p, read_usable_size(p, n));
             return hooked_new_slow(n, align, nothrow);
         }
-        // The heap profiler alone, no sample due: count as above, less the countdown.
+        // The heap profiler alone, no sample due: count as above, less the
+        // countdown. sample_key == g: the profiler alone, and this countdown
+        // is of its run. An unread layout goes to hooked_new_watched (read
+        // again here: keeping it from the test above costs a register copy).
         const auto bytes = static_cast<std::int64_t>(n);
-        // sample_key == g: the profiler alone, and this countdown is of its run.
-        if (guards == 0 && s->sample_key == g && s->sample_countdown > bytes) {
+        if ((guards | chunk_layout_unread()) == 0 && s->sample_key == g && s->sample_countdown > bytes) {
             s->sample_countdown -= bytes;
-            if (void* p = raw_alloc(n, 0)) return hooked_new_count(s, p, n);
+            if (void* p = raw_alloc(n, 0)) return hooked_new_count_size(s, p, read_usable_size(p, n));
             return hooked_new_unsampled_failed(n, nothrow);
         }
         // A scope or injection open on this thread: straight to the slow path.
@@ -258,7 +263,9 @@ MEMDIAG_ALWAYS_INLINE void* hooked_new(std::size_t n, std::size_t align, bool no
 }
 
 /// operator delete while the heap profiler runs alone, the free counted: the
-/// publish when due, the profiler's filter test, then the free.
+/// publish when due, the profiler's filter test, then the free. Reached when
+/// the inline filter test (hooked_delete) saw a possible hit, a publish is due,
+/// or the size was not read inline.
 MEMDIAG_NOINLINE inline void hooked_delete_profiled(void* p, std::size_t align, bool publish = false) noexcept {
     if (publish) publish_drift(tls_head.state->shards[0], g_process_slot);
     if (auto f = g_handlers.profile_freed.load(std::memory_order_acquire)) f(p);
@@ -282,22 +289,36 @@ MEMDIAG_NOINLINE inline void hooked_delete_watched(void* p, std::size_t size_hin
     raw_free(p, align);
 }
 
-/// operator delete: count and free; no call but the free's on the fast path.
+/// operator delete while the heap profiler runs alone and the size is read
+/// inline: count, then the free filter's test inline; only a possible sample
+/// (or a publish) calls out. Out of line, so that operator delete stays small
+/// enough to be inlined where its caller sees it. p first: operator delete's
+/// fast path keeps p in the register it came in.
+MEMDIAG_NOINLINE inline void hooked_delete_sampling(void* p, thread_state* s, std::size_t size_hint,
+                                                    std::size_t align) noexcept {
+    const bool publish = shard_count_free(s->shards[0], read_usable_size(p, size_hint));
+    if (MEMDIAG_LIKELY(!publish) && MEMDIAG_LIKELY(heapprof::free_filter_hit(p) == nullptr))
+        return raw_free(p, align);
+    hooked_delete_profiled(p, align, publish);
+}
+
+/// operator delete: count and free; no call but the free's on the fast path,
+/// nor while the heap profiler runs alone and the block is surely not one of
+/// its samples (its free filter cell is 0: heapprof::free_filter_hit).
 MEMDIAG_ALWAYS_INLINE void hooked_delete(void* p, std::size_t size_hint, std::size_t align) noexcept {
     if (p == nullptr) return;
     thread_state* const s = tls_head.state;
     const std::uint64_t unready = tls_head.guards;  // guard_no_state: s is null
     const unsigned g = g_registry.global_slow.load(std::memory_order_relaxed);
-    std::size_t size;
     if (MEMDIAG_LIKELY((unready | (g | chunk_layout_unread())) == 0)) {
-        size = read_usable_size(p, size_hint);
+        const std::size_t size = read_usable_size(p, size_hint);
         if (MEMDIAG_UNLIKELY(shard_count_free(s->shards[0], size))) return hooked_delete_watched(p, size_hint, align, true);
         return raw_free(p, align);
     }
-    // The heap profiler alone: count here, then its filter test and the free.
-    if (unready == 0 && profiler_only(g) && inline_usable_size(p, size_hint, size)) {
-        return hooked_delete_profiled(p, align, shard_count_free(s->shards[0], size));
-    }
+    // The heap profiler alone. The layout word is read again: keeping
+    // `guards | layout` from the test above would cost a register copy.
+    if ((unready | chunk_layout_unread()) == 0 && profiler_only(g))
+        return hooked_delete_sampling(p, s, size_hint, align);
     hooked_delete_watched(p, size_hint, align, false);
 }
 

@@ -449,11 +449,24 @@ inline void on_allocated(thread_state* s, void* p, std::size_t size) noexcept {
 /// a sampled block comes here (cold code is optimized for size).
 MEMDIAG_NOINLINE inline void forget_block(tables* t, void* p) noexcept { t->remove(p); }
 
-/// profile_freed handler: a lock-free filter test; only possible hits lock,
-/// and only the block's shard.
-inline void on_freed(void* p) noexcept {
+/// The free filter's test, lock-free: the tables when p may be one of their
+/// sampled blocks (its cell is set), nullptr when it surely is not. operator
+/// delete inlines it (global_new.hpp) and calls on_freed only on a possible
+/// hit. It reads `current` at every free: the one set of tables lives as long
+/// as the process and keeps its filter (clear() zeroes the cells in place), so
+/// the filter read is never one that was freed or replaced. No tables: no
+/// sampled block (a block sampled by another thread reached this one after
+/// `current` was published).
+MEMDIAG_ALWAYS_INLINE tables* free_filter_hit(const void* p) noexcept {
     tables* t = g_profiler.current.load(std::memory_order_acquire);
-    if (t == nullptr || MEMDIAG_LIKELY(t->cell(p).load(std::memory_order_relaxed) == 0)) return;
+    return t != nullptr && t->cell(p).load(std::memory_order_relaxed) != 0 ? t : nullptr;
+}
+
+/// profile_freed handler: the filter test; only possible hits lock, and only
+/// the block's shard.
+inline void on_freed(void* p) noexcept {
+    tables* t = free_filter_hit(p);
+    if (MEMDIAG_LIKELY(t == nullptr)) return;
     t->shard_of(p).prefetch(p);  // loads while the lock is taken
     forget_block(t, p);
 }

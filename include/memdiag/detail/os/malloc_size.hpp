@@ -17,6 +17,7 @@
 #include <cstdlib>
 
 #include "../../config.hpp"
+#include "../../hook_status.hpp"  // malloc_hook_installed()
 #include "../internal_alloc.hpp"
 
 #if MEMDIAG_OS_LINUX || defined(__FreeBSD__)
@@ -61,8 +62,12 @@ enum : unsigned { chunks_read_header = 0, chunks_unchecked = 1, chunks_use_libra
 inline std::atomic<unsigned> g_glibc_chunks{chunks_unchecked};
 
 MEMDIAG_COLD inline bool check_glibc_chunks() noexcept {
-    // Only glibc's own malloc has this layout: `malloc` must resolve to it.
-    bool ok = reinterpret_cast<void*>(&::malloc) == reinterpret_cast<void*>(&__libc_malloc);
+    // Only glibc's own malloc has this layout: `malloc` must resolve to it, or
+    // to memdiag's own (MEMDIAG_REPLACE_MALLOC), which allocates from
+    // __libc_malloc as the hook's operator new does. The sizes below are the
+    // check that __libc_malloc is glibc's.
+    bool ok = reinterpret_cast<void*>(&::malloc) == reinterpret_cast<void*>(&__libc_malloc) ||
+              malloc_hook_installed();
     static const std::size_t sizes[] = {1, 24, 100, 1000, 5000, 200000};  // 200000: mmapped
     for (std::size_t n : sizes) {
         if (!ok) break;
