@@ -302,9 +302,10 @@ MEMDIAG_NOINLINE inline void hooked_delete_sampling(void* p, thread_state* s, st
     hooked_delete_profiled(p, align, publish);
 }
 
-/// operator delete: count and free; no call but the free's on the fast path,
-/// nor while the heap profiler runs alone and the block is surely not one of
-/// its samples (its free filter cell is 0: heapprof::free_filter_hit).
+/// operator delete: count and free; no call but the free's on the fast path.
+/// While the heap profiler runs alone, one call (hooked_delete_sampling)
+/// counts, tests the free filter and frees: only a block that may be one of
+/// its samples (heapprof::free_filter_hit) calls into the profiler.
 MEMDIAG_ALWAYS_INLINE void hooked_delete(void* p, std::size_t size_hint, std::size_t align) noexcept {
     if (p == nullptr) return;
     thread_state* const s = tls_head.state;
