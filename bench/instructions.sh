@@ -42,7 +42,12 @@ CXX=${CXX:-g++}
 # Instructions executed by a command (cachegrind's "I refs").
 instructions() {
   local log=$dir/cg.log
-  valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null --log-file="$log" "$@" > /dev/null
+  if ! valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null --log-file="$log" "$@" \
+      > /dev/null 2> "$dir/run.err"; then
+    echo "bench/instructions.sh: failed: $*" >&2
+    cat "$dir/run.err" >&2
+    exit 1
+  fi
   sed -n 's/.*I *refs: *//p' "$log" | tr -d ',' | head -n 1
 }
 
