@@ -64,8 +64,11 @@
 #if defined(MEMDIAG_REPLACE_GLOBAL_NEW) && MEMDIAG_ENABLED && !MEMDIAG_TSAN
 #define MEMDIAG_GLOBAL_NEW_ACTIVE 1
 // The heap profiler's tables: operator delete tests their free filter inline.
-// Only the defining unit pays for it (memdiag.hpp includes it anyway).
+// Only the defining unit pays for it (memdiag.hpp includes it anyway). Not on
+// Windows, where the heap profiler is not built (memdiag.hpp).
+#if !MEMDIAG_OS_WINDOWS
 #include "detail/heap_sampling.hpp"
+#endif
 
 #if defined(MEMDIAG_REPLACE_MALLOC) && MEMDIAG_HAS_LIBC_MALLOC && !MEMDIAG_ASAN && !MEMDIAG_TSAN
 #define MEMDIAG_MALLOC_HOOK 1
@@ -297,8 +300,10 @@ MEMDIAG_NOINLINE inline void hooked_delete_watched(void* p, std::size_t size_hin
 MEMDIAG_NOINLINE inline void hooked_delete_sampling(void* p, thread_state* s, std::size_t size_hint,
                                                     std::size_t align) noexcept {
     const bool publish = shard_count_free(s->shards[0], read_usable_size(p, size_hint));
+#if !MEMDIAG_OS_WINDOWS
     if (MEMDIAG_LIKELY(!publish) && MEMDIAG_LIKELY(heapprof::free_filter_hit(p) == nullptr))
         return raw_free(p, align);
+#endif
     hooked_delete_profiled(p, align, publish);
 }
 
