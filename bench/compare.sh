@@ -39,27 +39,17 @@ bash scripts/setup-deps.sh time heaptrack valgrind libgoogle-perftools4 libjemal
 dir=$root/build/compare
 mkdir -p "$dir"
 CXX=${CXX:-g++}
-flags=(-std=c++17 -O2 -g -fno-omit-frame-pointer -I"$root/include" -pthread)
-echo "building the workload variants with $CXX"
-"$CXX" "${flags[@]}" bench/workload.cpp -o "$dir/plain"
-"$CXX" "${flags[@]}" -DMEMDIAG_WORKLOAD_HOOK bench/workload.cpp -o "$dir/count" -ldl
-have_profiler=0
-if [ -f include/memdiag/heap_profile.hpp ]; then
-  have_profiler=1
-  "$CXX" "${flags[@]}" -DMEMDIAG_WORKLOAD_HOOK -DMEMDIAG_WORKLOAD_INTERVAL=524288 bench/workload.cpp -o "$dir/sample" -ldl
-  "$CXX" "${flags[@]}" -DMEMDIAG_WORKLOAD_HOOK -DMEMDIAG_WORKLOAD_INTERVAL=1 bench/workload.cpp -o "$dir/exact" -ldl
-fi
+. bench/workload_variants.sh
+build_workload_variants "$dir"
 libdir=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 tcmalloc=$(ls "$libdir"/libtcmalloc.so.4 2>/dev/null || true)
 jemalloc=$(ls "$libdir"/libjemalloc.so.2 2>/dev/null || true)
 
 # Rows: name | command (run through env, so VAR=value prefixes work).
 rows=("plain|$dir/plain"
-      "memdiag, counting (global hook)|$dir/count")
-if [ $have_profiler = 1 ]; then
-  rows+=("memdiag, sampling 512 KiB|$dir/sample"
-         "memdiag, exact (every allocation, default options)|$dir/exact")
-fi
+      "memdiag, counting (global hook)|$dir/count"
+      "memdiag, sampling 512 KiB|$dir/sample"
+      "memdiag, exact (every allocation, default options)|$dir/exact")
 rows+=("heaptrack|heaptrack -o $dir/heaptrack.out $dir/plain")
 if [ $quick = 0 ]; then
   rows+=("valgrind massif|valgrind --tool=massif --massif-out-file=$dir/massif.out $dir/plain")

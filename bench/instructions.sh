@@ -70,12 +70,8 @@ report=("# Instructions (\`bench/instructions.sh\`)" ""
         "valgrind cachegrind, $("$CXX" --version | head -n 1), $(date -u +%F)." "")
 
 if [ -z "$only" ] || [ "$only" = workload ]; then
-  flags=(-std=c++17 -O2 -g -fno-omit-frame-pointer -I"$root/include" -pthread)
-  echo "building the workload variants with $CXX"
-  "$CXX" "${flags[@]}" bench/workload.cpp -o "$dir/plain"
-  "$CXX" "${flags[@]}" -DMEMDIAG_WORKLOAD_HOOK bench/workload.cpp -o "$dir/count" -ldl
-  "$CXX" "${flags[@]}" -DMEMDIAG_WORKLOAD_HOOK -DMEMDIAG_WORKLOAD_INTERVAL=524288 bench/workload.cpp -o "$dir/sample" -ldl
-  "$CXX" "${flags[@]}" -DMEMDIAG_WORKLOAD_HOOK -DMEMDIAG_WORKLOAD_INTERVAL=1 bench/workload.cpp -o "$dir/exact" -ldl
+  . bench/workload_variants.sh
+  build_workload_variants "$dir"
   report+=("## \`bench/workload.cpp\`, one thread, ratio to plain" ""
            "| shape | rounds | plain (instructions) | counting | sampling 512 KiB | exact |" "|---|---:|---:|---:|---:|---:|")
   for shape in index small; do

@@ -38,12 +38,8 @@ command -v perf > /dev/null || { echo "SKIP: perf is not installed and cannot be
 dir=$root/build/where
 mkdir -p "$dir"
 CXX=${CXX:-g++}
-flags=(-std=c++17 -O2 -g -fno-omit-frame-pointer -I"$root/include" -pthread)
-echo "building the workload variants with $CXX"
-"$CXX" "${flags[@]}" bench/workload.cpp -o "$dir/plain"
-"$CXX" "${flags[@]}" -DMEMDIAG_WORKLOAD_HOOK bench/workload.cpp -o "$dir/count" -ldl
-"$CXX" "${flags[@]}" -DMEMDIAG_WORKLOAD_HOOK -DMEMDIAG_WORKLOAD_INTERVAL=524288 bench/workload.cpp -o "$dir/sample" -ldl
-"$CXX" "${flags[@]}" -DMEMDIAG_WORKLOAD_HOOK -DMEMDIAG_WORKLOAD_INTERVAL=1 bench/workload.cpp -o "$dir/exact" -ldl
+. bench/workload_variants.sh
+build_workload_variants "$dir"
 
 if ! perf record -e cpu-clock -o "$dir/probe.data" true > /dev/null 2>&1; then
   echo "SKIP: perf record cannot run here (kernel.perf_event_paranoid=$(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null))" >&2
