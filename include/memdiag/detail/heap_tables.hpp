@@ -209,26 +209,7 @@ inline std::uint64_t frames_hash(const std::uintptr_t* f, std::size_t n) noexcep
 /// guard marks the thread as holding a memdiag lock, so that an allocation or
 /// free by a signal handler that interrupts it is counted without the tables.
 using table_lock = detail::spinlock;
-/// Holds a table lock as spin_guard does (guard_lock marked first), with the
-/// uncontended take inline: spinlock::lock is a call (its spin loop is not
-/// inlined), and exact mode takes a shard lock twice per allocation and free.
-class table_guard {
-public:
-    /// Takes l.
-    MEMDIAG_ALWAYS_INLINE explicit table_guard(table_lock& l) noexcept : lock_(l) {
-        tls_head.guards += guard_lock;
-        if (MEMDIAG_UNLIKELY(!l.try_lock())) l.lock();
-    }
-    MEMDIAG_ALWAYS_INLINE ~table_guard() {
-        lock_.unlock();
-        tls_head.guards -= guard_lock;
-    }
-    table_guard(const table_guard&) = delete;
-    table_guard& operator=(const table_guard&) = delete;
-
-private:
-    table_lock& lock_;
-};
+using table_guard = detail::spin_guard;
 
 /// One shard of the live table: an open-addressing table of the live sampled
 /// blocks whose address falls in it, kept between 3/8 and 3/4 full, with its
